@@ -1,0 +1,315 @@
+"""Elementwise functions: built from the spec's own expressions, differentiated by SymPy.
+
+A ``fn`` definition (from the prelude or the user's spec) becomes a SymPy ``Function``
+subclass whose ``fdiff`` returns the derivative SymPy derived from the body. Where the
+function's own output gives a form that is simpler (sigmoid' = s (1 - s), tanh' = 1 - t^2,
+exp' = e), the derivative is written in terms of the output; otherwise in terms of the
+inputs. Expressions are always built from the parse tree, never from text.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from importlib import resources
+
+import sympy as sp
+
+from netc.compiler import ast
+from netc.compiler.errors import Loc, NetNameError, NetTypeError, NetValueError, did_you_mean
+
+
+class NetFunction(sp.Function):
+    """Base of every ``fn``: differentiated through its definition's derivatives."""
+
+    netc_fn: ElementwiseFn  # set on each subclass
+
+    def fdiff(self, argindex=1):
+        fn = self.netc_fn
+        deriv = fn.derivatives[argindex - 1]
+        mapping = dict(zip(fn.symbols, self.args, strict=True))
+        return deriv.xreplace({fn.call: self}).xreplace(mapping)
+
+
+class LogAddExp(sp.Function):
+    """``log(exp(a) + exp(b))``, computed without overflow by ``np.logaddexp``."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        return sp.exp(self.args[argindex - 1] - self)
+
+
+@dataclass(frozen=True, eq=False)
+class ElementwiseFn:
+    """A differentiable elementwise function of one or more arrays (broadcast together)."""
+
+    name: str
+    params: tuple[str, ...]
+    defaults: tuple[float | None, ...]
+    symbols: tuple[sp.Symbol, ...]
+    body: sp.Expr
+    loc: Loc | None
+    origin: str  # "prelude" or "spec"
+    loss_reduce: str | None = None  # a loss fn: its default reduction ("mean" or "sum")
+    derivatives: tuple[sp.Expr, ...] = field(default=())
+    output_form: tuple[bool, ...] = field(default=())
+    cls: type = field(default=NetFunction)
+
+    @property
+    def call(self) -> sp.Expr:
+        """The function applied to its own parameter symbols: ``sigmoid(z)``."""
+        return self.cls(*self.symbols)
+
+    @property
+    def is_loss(self) -> bool:
+        return self.loss_reduce is not None
+
+    @property
+    def required(self) -> int:
+        return sum(1 for d in self.defaults if d is None)
+
+
+# ---- building SymPy expressions from the parse tree -----------------------------------
+
+def _where(cond, a, b):
+    return sp.Piecewise((a, cond), (b, True))
+
+
+# name -> (arity, constructor). The language's primitive elementwise functions.
+PRIMITIVES: dict[str, tuple[int, object]] = {
+    "exp": (1, sp.exp),
+    "log": (1, sp.log),
+    "sqrt": (1, sp.sqrt),
+    "abs": (1, sp.Abs),
+    "tanh": (1, sp.tanh),
+    "erf": (1, sp.erf),
+    "sin": (1, sp.sin),
+    "cos": (1, sp.cos),
+    "max": (2, sp.Max),
+    "min": (2, sp.Min),
+    "logaddexp": (2, LogAddExp),
+    "where": (3, _where),
+}
+
+CONSTANTS = {"pi": sp.pi, "e": sp.E}
+
+_COMPARE = {"<": sp.StrictLessThan, ">": sp.StrictGreaterThan, "<=": sp.LessThan,
+            ">=": sp.GreaterThan, "==": sp.Eq, "!=": sp.Ne}
+
+
+def number(node: ast.Num) -> sp.Expr:
+    """Integers stay exact (so 1/2 is a Rational); other literals are Floats."""
+    if node.text.isdigit():
+        return sp.Integer(int(node.text))
+    return sp.Float(node.value)
+
+
+def build(expr: ast.Expr, env: dict[str, sp.Expr], fns: dict[str, ElementwiseFn],
+          where: str) -> sp.Expr:
+    """SymPy expression for an elementwise AST expression over names bound in ``env``."""
+    match expr:
+        case ast.Num():
+            return number(expr)
+        case ast.Name(id=name):
+            if name in env:
+                return env[name]
+            if name in CONSTANTS:
+                return CONSTANTS[name]
+            raise NetNameError(f"unknown name '{name}' in {where}", expr.loc,
+                               did_you_mean(name, [*env, *CONSTANTS]), code="E201")
+        case ast.Neg(operand=operand):
+            return -build(operand, env, fns, where)
+        case ast.BinOp(op=op, left=left, right=right):
+            a, b = build(left, env, fns, where), build(right, env, fns, where)
+            if op == "@":
+                raise NetTypeError(f"'@' is not elementwise and cannot appear in {where}",
+                                   expr.loc, code="E502")
+            return {"+": sp.Add, "-": lambda x, y: x - y, "*": sp.Mul,
+                    "/": lambda x, y: x / y, "^": sp.Pow}[op](a, b)
+        case ast.Compare(op=op, left=left, right=right):
+            return _COMPARE[op](build(left, env, fns, where), build(right, env, fns, where))
+        case ast.Call():
+            return _build_call(expr, env, fns, where)
+        case ast.Attribute():
+            raise NetTypeError(f"'.{expr.attr}' is not elementwise and cannot appear in {where}",
+                               expr.attr_loc, code="E502")
+    raise TypeError(f"unhandled expression {expr!r}")  # pragma: no cover
+
+
+def _build_call(expr: ast.Call, env, fns, where) -> sp.Expr:
+    args = [build(a, env, fns, where) for a in expr.args]
+    if expr.func in PRIMITIVES:
+        arity, ctor = PRIMITIVES[expr.func]
+        if expr.kwargs or len(args) != arity:
+            raise NetTypeError(f"{expr.func}() takes {arity} argument(s), got {len(args)}",
+                               expr.loc, code="E503")
+        return ctor(*args)
+    if expr.func in fns:
+        fn = fns[expr.func]
+        return fn.cls(*bind_args(fn, args, {k.name: (build(k.value, env, fns, where), k.loc)
+                                            for k in expr.kwargs}, expr.loc))
+    raise NetNameError(f"unknown function '{expr.func}' in {where}", expr.func_loc,
+                       did_you_mean(expr.func, [*PRIMITIVES, *fns]), code="E202")
+
+
+def bind_args(fn: ElementwiseFn, args: list, kwargs: dict, loc: Loc) -> list:
+    """Positional and keyword arguments matched to ``fn``'s parameters, with defaults."""
+    if len(args) > len(fn.params):
+        raise NetTypeError(f"{fn.name}() takes at most {len(fn.params)} argument(s), "
+                           f"got {len(args)}", loc, code="E503")
+    out = list(args)
+    for pname, default in zip(fn.params[len(args):], fn.defaults[len(args):], strict=True):
+        if pname in kwargs:
+            out.append(kwargs.pop(pname)[0])
+        elif default is not None:
+            out.append(sp.Float(default) if default != int(default) else sp.Integer(default))
+        else:
+            raise NetTypeError(f"{fn.name}() is missing argument '{pname}'", loc,
+                               f"{fn.name}({', '.join(fn.params)})", code="E503")
+    if kwargs:
+        name, (_, kloc) = next(iter(kwargs.items()))
+        raise NetTypeError(f"{fn.name}() has no parameter '{name}'", kloc,
+                           did_you_mean(name, fn.params), code="E503")
+    return out
+
+
+# ---- derivation ------------------------------------------------------------------------
+
+def _normal_sign(expr: sp.Expr) -> sp.Expr:
+    """``-s (s - 1)`` becomes ``s (1 - s)``: fold a leading minus into an Add factor."""
+    if isinstance(expr, sp.Mul) and expr.args[0] == -1:
+        rest = expr.args[1:]
+        for i, f in enumerate(rest):
+            if isinstance(f, sp.Add):
+                return sp.Mul(*rest[:i], -f, *rest[i + 1:])
+    return expr
+
+
+_INVERSES = {sp.exp: sp.log, sp.log: sp.exp, sp.tanh: sp.atanh}
+
+
+def _invert(expr: sp.Expr, var: sp.Symbol, target: sp.Expr) -> sp.Expr | None:
+    """Solve ``expr = target`` for ``var`` by peeling one layer at a time, or None.
+
+    Only for bodies where ``var`` occurs once. SymPy's ``solve`` would also do, but it
+    returns branches (``log(-sqrt(...))``) that hide the simple form we are after.
+    """
+    if expr == var:
+        return target
+    if isinstance(expr, sp.Add | sp.Mul):
+        dependent = [a for a in expr.args if a.has(var)]
+        if len(dependent) != 1:
+            return None
+        rest = expr.func(*(a for a in expr.args if not a.has(var)))
+        inner = target - rest if isinstance(expr, sp.Add) else target / rest
+        return _invert(dependent[0], var, inner)
+    if isinstance(expr, sp.Pow) and not expr.exp.has(var) and expr.exp == -1:
+        return _invert(expr.base, var, 1 / target)
+    inverse = _INVERSES.get(expr.func)
+    if inverse is not None:
+        return _invert(expr.args[0], var, inverse(target))
+    return None
+
+
+def _output_form(body: sp.Expr, deriv: sp.Expr, var: sp.Symbol, out: sp.Symbol):
+    """The derivative written with the function's output ``out`` instead of ``var``.
+
+    Returns None when no such form exists or it is not simpler than ``deriv``.
+    """
+    if var not in deriv.free_symbols:
+        return None
+    direct = deriv.subs(body, out)
+    if var not in direct.free_symbols:
+        return direct
+    if body.count(var) != 1:
+        return None
+    inverse = _invert(body, var, out)
+    if inverse is None:
+        return None
+    form = _normal_sign(sp.factor(sp.expand(deriv.subs(var, inverse))))
+    if var in form.free_symbols or form.has(sp.atanh, sp.log):
+        return None
+    if sp.count_ops(form) > sp.count_ops(deriv):
+        return None
+    return form
+
+
+def _functions_in(expr: sp.Expr) -> set[type]:
+    return {type(f) for f in expr.atoms(sp.Function)}
+
+
+def _simplify(expr: sp.Expr) -> sp.Expr:
+    """The shortest of a few cheap rewritings that brings in no new functions.
+
+    ``sp.simplify`` is avoided on purpose: it is slow, and it likes forms such as
+    ``1/cosh(z)**2`` that overflow where ``1 - tanh(z)**2`` does not.
+    """
+    allowed = _functions_in(expr)
+    best = expr
+    for candidate in (sp.factor(expr), sp.cancel(expr)):
+        if (_functions_in(candidate) <= allowed
+                and sp.count_ops(candidate) < sp.count_ops(best)):
+            best = candidate
+    return best
+
+
+def _known_forms(expr: sp.Expr, fns: dict[str, ElementwiseFn]) -> sp.Expr:
+    """Rewrite patterns that have a named, stable prelude form: exp(u - softplus(u)) and
+    friends become sigmoid(u), which forward code has often computed already."""
+    if "sigmoid" not in fns:
+        return expr
+    w = sp.Wild("w")
+    sigmoid = fns["sigmoid"].cls
+    return expr.replace(sp.exp(w - LogAddExp(0, w)), sigmoid(w))
+
+
+def define(node: ast.FnDef, fns: dict[str, ElementwiseFn], origin: str) -> ElementwiseFn:
+    """Build and differentiate a ``fn`` definition; errors point at the definition."""
+    seen: set[str] = set()
+    for p in node.params:
+        if p.name in seen:
+            raise NetNameError(f"parameter '{p.name}' appears twice", p.loc, code="E204")
+        seen.add(p.name)
+    symbols = tuple(sp.Symbol(p.name, real=True) for p in node.params)
+    env = dict(zip((p.name for p in node.params), symbols, strict=True))
+    body = build(node.body, env, fns, f"the definition of '{node.name}'")
+    is_comparison = isinstance(body, sp.core.relational.Relational
+                               | sp.logic.boolalg.BooleanFunction)
+    if is_comparison:
+        raise NetTypeError(f"'{node.name}' is a comparison, not a number", node.body.loc,
+                           "use where(cond, a, b)", code="E504")
+    cls = type(node.name, (NetFunction,), {"nargs": len(symbols)})
+    fn = ElementwiseFn(node.name, tuple(p.name for p in node.params),
+                       tuple(p.default for p in node.params), symbols, body, node.loc, origin,
+                       node.loss_reduce, cls=cls)
+    cls.netc_fn = fn
+    out = sp.Dummy("out")
+    derivs, forms = [], []
+    for var in symbols:
+        d = sp.diff(body, var)
+        if d.has(sp.Derivative, sp.Subs, sp.nan, sp.zoo):
+            raise NetValueError(f"SymPy cannot differentiate '{node.name}' with respect to "
+                                f"'{var}'", node.loc, code="E402")
+        d = _normal_sign(_simplify(_known_forms(d, fns)))
+        form = _output_form(body, d, var, out)
+        forms.append(form is not None)
+        derivs.append(form.xreplace({out: fn.call}) if form is not None else d)
+    object.__setattr__(fn, "derivatives", tuple(derivs))
+    object.__setattr__(fn, "output_form", tuple(forms))
+    return fn
+
+
+@functools.cache
+def prelude() -> dict[str, ElementwiseFn]:
+    """The built-in functions, defined in ``prelude.net`` in the spec language itself."""
+    from netc.compiler.parser import parse  # local: the parser imports nothing from here
+
+    text = resources.files("netc.compiler").joinpath("prelude.net").read_text("utf-8")
+    spec = parse(text, "prelude.net")
+    fns: dict[str, ElementwiseFn] = {}
+    for stmt in spec.stmts:
+        if not isinstance(stmt, ast.FnDef):
+            raise NetValueError("the prelude may only define functions", stmt.loc)
+        fns[stmt.name] = define(stmt, fns, "prelude")
+    return fns

@@ -1,0 +1,40 @@
+"""Python names for spec names: unique, and never shadowing what generated code relies on."""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+
+# Names the generated module defines or uses itself. A spec name equal to one of these is
+# renamed with a trailing underscore, consistently, rather than rejected.
+GENERATED = frozenset({
+    "np", "numpy", "params", "cache", "grads", "rng", "seed", "forward", "backward",
+    "predict", "init_params", "PARAMS", "INPUTS", "TARGETS", "TRAINABLE", "GRAD_INPUTS",
+    "DIMS", "softmax", "log_softmax", "logsumexp", "erf",
+})
+
+
+def is_reserved(name: str) -> bool:
+    return (keyword.iskeyword(name) or keyword.issoftkeyword(name)
+            or name in GENERATED or hasattr(builtins, name)
+            or (name.startswith("__") and name.endswith("__")))
+
+
+class Namer:
+    """Hands out unique Python identifiers, preferring the spec's own names."""
+
+    def __init__(self, taken: set[str] | None = None) -> None:
+        self.taken: set[str] = set(taken or ())
+
+    def claim(self, base: str) -> str:
+        """``base`` itself if free and safe, else ``base_``, ``base_2``, ``base_3``..."""
+        name = base + "_" if is_reserved(base) else base
+        if name not in self.taken:
+            self.taken.add(name)
+            return name
+        k = 2
+        while f"{base}_{k}" in self.taken or is_reserved(f"{base}_{k}"):
+            k += 1
+        name = f"{base}_{k}"
+        self.taken.add(name)
+        return name

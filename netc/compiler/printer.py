@@ -1,0 +1,216 @@
+"""SymPy to NumPy source: a NumPyPrinter subclass that writes code the way a person would.
+
+Spacing around operators, ``np.`` rather than ``numpy.``, ``x / 2`` rather than
+``(1/2)*x``, and a ``_print_`` method for each structural op of :mod:`netc.compiler.sym`.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE, precedence
+
+from netc.compiler.functions import LogAddExp, NetFunction
+from netc.compiler.sym import MatMul
+
+
+class NetPrinter(NumPyPrinter):
+    """Prints netc's SymPy expressions as readable NumPy code."""
+
+    def __init__(self) -> None:
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+
+    def _module_format(self, fqn, register=True):
+        text = super()._module_format(fqn, register)
+        return "np." + text[len("numpy."):] if text.startswith("numpy.") else text
+
+    # -- numbers
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_Rational(self, expr):
+        return f"{expr.p} / {expr.q}"
+
+    def _print_Half(self, expr):
+        return self._print_Rational(expr)
+
+    def _print_Pi(self, expr):
+        return "np.pi"
+
+    def _print_Exp1(self, expr):
+        return "np.e"
+
+    # -- arithmetic
+    def _paren(self, expr, level: int, strict: bool = False) -> str:
+        text = self._print(expr)
+        p = precedence(expr)
+        if p < level or (strict and p == level):
+            return f"({text})"
+        return text
+
+    def _print_Mul(self, expr):
+        coeff, factors = expr.as_coeff_mul()
+        sign = ""
+        if coeff < 0:
+            sign, coeff = "-", -coeff
+        num, den = [], []
+        if coeff != 1:
+            if isinstance(coeff, sp.Rational) and coeff.q != 1:
+                if coeff.p != 1:
+                    num.append(str(coeff.p))
+                den.append(str(coeff.q))
+            else:
+                num.append(self._print(coeff))
+        level = PRECEDENCE["Mul"]
+        # the upstream gradient first, as in grad_h * h * (1 - h)
+        factors = sorted(factors, key=lambda f: not (f.is_Symbol and f.name.startswith("grad_")))
+        for f in factors:
+            if f.is_Pow and f.exp.is_Rational and f.exp.is_negative:
+                base = f.base if f.exp == -1 else sp.Pow(f.base, -f.exp)
+                den.append(self._paren(base, level, strict=True))
+            else:
+                num.append(self._paren(f, level))
+        text = " * ".join(num) if num else "1"
+        if den:
+            text += " / " + " / ".join(den)
+        return sign + text
+
+    def _print_Add(self, expr, order=None):
+        terms = list(expr.as_ordered_terms())
+        # as a person writes it: products first, then positive terms, then subtractions
+        # (x @ W + b, y_pred - y, 1 - h)
+        terms.sort(key=lambda t: (t.could_extract_minus_sign(), not t.has(MatMul),
+                                  not (t.is_number and t.is_positive)))
+        out = []
+        for i, t in enumerate(terms):
+            text = self._print(t)
+            if text.startswith("-"):
+                out.append(("- " if i else "-") + text[1:])
+            else:
+                out.append(("+ " if i else "") + text)
+        return " ".join(out)
+
+    def _print_Pow(self, expr, rational=False):
+        base, exp = expr.base, expr.exp
+        if exp == sp.Rational(1, 2):
+            return f"np.sqrt({self._print(base)})"
+        if exp == -1:
+            return f"1 / {self._paren(base, PRECEDENCE['Mul'], strict=True)}"
+        if exp.is_negative:
+            return f"1 / {self._paren(sp.Pow(base, -exp), PRECEDENCE['Mul'], strict=True)}"
+        return f"{self._paren(base, PRECEDENCE['Pow'], strict=True)}**{self._paren(exp, 60)}"
+
+    # -- elementwise functions
+    def _print_Heaviside(self, expr):
+        arg = expr.args[0]
+        if isinstance(arg, sp.Add) and len(arg.args) == 2:
+            pos = [t for t in arg.args if not t.could_extract_minus_sign()]
+            neg = [-t for t in arg.args if t.could_extract_minus_sign()]
+            if len(pos) == 1 and len(neg) == 1:
+                return f"({self._print(pos[0])} > {self._print(neg[0])})"
+        return f"({self._print(arg)} > 0)"
+
+    def _print_Max(self, expr):
+        args = [self._print(a) for a in expr.args]
+        text = args[0]
+        for a in args[1:]:
+            text = f"np.maximum({text}, {a})"
+        return text
+
+    def _print_Min(self, expr):
+        args = [self._print(a) for a in expr.args]
+        text = args[0]
+        for a in args[1:]:
+            text = f"np.minimum({text}, {a})"
+        return text
+
+    def _print_Piecewise(self, expr):
+        *pieces, (last, cond) = expr.args
+        if cond != sp.true:
+            raise ValueError("a piecewise expression needs an 'otherwise' branch")
+        text = self._print(last)
+        for value, c in reversed(pieces):
+            text = f"np.where({self._print(c)}, {self._print(value)}, {text})"
+        return text
+
+    def _print_Relational(self, expr):
+        return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+
+    def _print_sign(self, expr):
+        return f"np.sign({self._print(expr.args[0])})"
+
+    def _print_Abs(self, expr):
+        return f"np.abs({self._print(expr.args[0])})"
+
+    def _print_LogAddExp(self, expr: LogAddExp):
+        a, b = expr.args
+        return f"np.logaddexp({self._print(a)}, {self._print(b)})"
+
+    def _print_erf(self, expr):
+        return f"erf({self._print(expr.args[0])})"
+
+    def _print_Function(self, expr):
+        if isinstance(expr, NetFunction):
+            return f"{expr.func.__name__}({', '.join(self._print(a) for a in expr.args)})"
+        return super()._print_Function(expr)
+
+    # -- structural ops
+    def _print_MatMul(self, expr):
+        a, b = expr.args
+        level = PRECEDENCE["Mul"]
+        return f"{self._paren(a, level)} @ {self._paren(b, level, strict=True)}"
+
+    def _print_T(self, expr):
+        return f"{self._paren(expr.args[0], PRECEDENCE['Atom'], strict=False)}.T"
+
+    def _print_Outer(self, expr):
+        return f"np.outer({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _reduce(self, fn, expr):
+        arr, axes, keep = expr.args
+        axis = self._axis(axes)
+        text = f"np.{fn}({self._print(arr)}, axis={axis}"
+        return text + (", keepdims=True)" if keep == sp.true else ")")
+
+    def _axis(self, axes) -> str:
+        values = [int(a) for a in axes]
+        return str(values[0]) if len(values) == 1 else "(" + ", ".join(map(str, values)) + ")"
+
+    def _print_SumAxis(self, expr):
+        return self._reduce("sum", expr)
+
+    def _print_MeanAxis(self, expr):
+        return self._reduce("mean", expr)
+
+    def _print_MaxAxis(self, expr):
+        return self._reduce("max", expr)
+
+    def _print_SumAll(self, expr):
+        return f"np.sum({self._print(expr.args[0])})"
+
+    def _print_MeanAll(self, expr):
+        return f"np.mean({self._print(expr.args[0])})"
+
+    def _print_ExpandDims(self, expr):
+        return f"np.expand_dims({self._print(expr.args[0])}, {int(expr.args[1])})"
+
+    def _shape(self, shape) -> str:
+        items = [self._print(d) for d in shape]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+    def _print_Full(self, expr):
+        return f"np.full({self._shape(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_BroadcastTo(self, expr):
+        return f"np.broadcast_to({self._print(expr.args[0])}, {self._shape(expr.args[1])})"
+
+    def _print_Softmax(self, expr):
+        return f"softmax({self._print(expr.args[0])}, axis={int(expr.args[1])})"
+
+    def _print_LogSoftmax(self, expr):
+        return f"log_softmax({self._print(expr.args[0])}, axis={int(expr.args[1])})"
+
+
+def to_code(expr: sp.Expr) -> str:
+    """One expression as NumPy source."""
+    return NetPrinter().doprint(expr)

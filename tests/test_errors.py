@@ -78,3 +78,13 @@ def test_several_independent_errors_reported_together(tmp_path):
     assert res.returncode == 2
     heads = [ln for ln in res.stderr.splitlines() if HEAD.match(ln)]
     assert [int(HEAD.match(h)["line"]) for h in heads] == [2, 3]
+
+
+def test_statement_depending_on_a_failed_one_is_not_reported_again(tmp_path):
+    spec = tmp_path / "dep.net"
+    spec.write_text("param a = 1\nb = c + 1\nd = b + 1\nloss L = d * a\n")
+    res = subprocess.run([sys.executable, "-m", "netc.cli", "compile", str(spec)],
+                         capture_output=True, text=True)
+    assert res.returncode == 2
+    heads = [ln for ln in res.stderr.splitlines() if "error:" in ln]
+    assert len(heads) == 1 and "unknown name 'c'" in heads[0]

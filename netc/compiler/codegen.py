@@ -7,8 +7,8 @@ import sympy as sp
 from netc import __version__
 from netc.compiler import sym
 from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
-from netc.compiler.functions import ElementwiseFn, NetFunction
-from netc.compiler.ir import Graph, Node
+from netc.compiler.functions import ElementwiseFn
+from netc.compiler.ir import Graph, Node, placeholder
 from netc.compiler.names import Namer
 from netc.compiler.printer import to_code
 from netc.compiler.shapes import fmt
@@ -26,8 +26,6 @@ def _fw_matmul(n: Node, a: list[sp.Expr]) -> sp.Expr:
 
 
 def _fw_ewise(n: Node, a: list[sp.Expr]) -> sp.Expr:
-    from netc.compiler.lower import placeholder
-
     return n.attr("expr").xreplace({placeholder(i): v for i, v in enumerate(a)})
 
 
@@ -109,8 +107,6 @@ class _Module:
     # -- which forward values get a line, which are inlined into their consumer
     def _plan_forward(self) -> None:
         g = self.g
-        visible = {n.id: n for n in g.nodes}
-        named_values = {value_symbol(n): n for n in g.nodes if n.named_by_user}
         subs = {}
         for n in g.nodes:
             if n.named_by_user and n.op in FORWARD and n.op != "transpose":
@@ -132,7 +128,6 @@ class _Module:
                     and g.nodes[users[0]].stmt == n.stmt and n.id not in (g.loss, g.output)):
                 inline.add(n.id)
         self.inline = inline
-        del visible, named_values
 
     def value(self, node_id: int) -> sp.Expr:
         n = self.g.nodes[node_id]
@@ -161,11 +156,9 @@ class _Module:
         params = [t for t in g.tensors if t.role == "param"]
         data = [t for t in g.tensors if t.role != "param"]
 
-        def shape(t):
-            return _tuple(t.shape)
         rows = ["# name -> shape; str dims are symbolic and bound from the inputs",
-                "PARAMS = {" + ", ".join(f"{t.name!r}: {shape(t)}" for t in params) + "}",
-                "INPUTS = {" + ", ".join(f"{t.name!r}: {shape(t)}" for t in data) + "}",
+                "PARAMS = {" + ", ".join(f"{t.name!r}: {_tuple(t.shape)}" for t in params) + "}",
+                "INPUTS = {" + ", ".join(f"{t.name!r}: {_tuple(t.shape)}" for t in data) + "}",
                 "TARGETS = {" + ", ".join(f"{t.name!r}: {t.target_kind!r}" for t in data
                                           if t.role == "target") + "}",
                 "TRAINABLE = " + _tuple(t.name for t in params if t.trainable),
@@ -200,9 +193,8 @@ class _Module:
         lines = [f"def forward(params, {', '.join(args)}):" if args else
                  "def forward(params):",
                  '    """Loss and the cache backward() needs."""']
-        lines += self._unpack_params()
-        body = self._forward_body()
-        used = {s.name for e in self._forward_exprs() for s in e.free_symbols}
+        body, used = self._staged_lines(None)
+        lines += self._unpack_params(used)
         lines += self._bind_dims(used | set(self.cache_names))
         lines += body
         cache = ", ".join(f"{c!r}: {c}" for c in self.cache_names)
@@ -210,25 +202,27 @@ class _Module:
         lines.append(f"    return {self.g.nodes[g.loss].name}, cache")
         return "\n".join(lines)
 
-    def _unpack_params(self) -> list[str]:
+    def _unpack_params(self, used: set[str]) -> list[str]:
         return [f"    {t.pyname} = params[{t.name!r}]" for t in self.g.tensors
-                if t.role == "param"]
+                if t.role == "param" and t.pyname in used]
 
     def _bind_dims(self, used: set[str]) -> list[str]:
         return [_line(f"{d} = {t}.shape[{axis}]", f"{d}: dim {axis} of {t}")
                 for d, t, axis in self.g.dims if d in used]
 
-    def _forward_body(self) -> list[str]:
-        return self._lines_for({n.id for n in self.g.nodes})[1]
-
-    def _forward_exprs(self, needed: set[int] | None = None) -> list[sp.Expr]:
-        return [forward_expr(n, [self.value(a) for a in n.args]) for n in self._staged(needed)]
-
-    def _staged(self, needed: set[int] | None = None) -> list[Node]:
-        """The nodes that get a line of their own, in order."""
-        return [n for n in self.g.nodes
-                if (needed is None or n.id in needed) and n.id not in self.inline
-                and n.op not in ("input", "target", "param", "const", "transpose")]
+    def _staged_lines(self, needed: set[int] | None) -> tuple[list[str], set[str]]:
+        """A line per staged node (all, or those in ``needed``) and the names they use."""
+        lines, used = [], set()
+        for n in self.g.nodes:
+            if ((needed is not None and n.id not in needed) or n.id in self.inline
+                    or n.op in ("input", "target", "param", "const", "transpose")):
+                continue
+            expr = forward_expr(n, [self.value(a) for a in n.args])
+            used |= {s.name for s in expr.free_symbols}
+            lines.append(_line(f"{n.name} = {to_code(expr)}",
+                               f"{_shape_text(n.shape)} {n.name} = {n.label}  "
+                               f"(line {n.loc.line})"))
+        return lines, used
 
     def _backward(self) -> str:
         lines = ["def backward(cache):",
@@ -257,27 +251,14 @@ class _Module:
         g = self.g
         args = [t.pyname for t in g.tensors if t.role == "input"]
         out = g.nodes[g.output]
-        lines = [f"def predict(params, {', '.join(args)}):" if args else "def predict(params):",
-                 f'    """The network\'s output before the loss: {out.label}."""']
-        needed = _ancestors(g, g.output)
-        lines += self._lines_for(needed)[1]
-        lines.append(f"    return {to_code(self.value(g.output))}")
-        pre = [ln for ln in self._unpack_params() if ln.split(" = ")[0].strip() in
-               {g.nodes[i].name for i in needed}]
-        used = {s.name for e in self._forward_exprs(needed) for s in e.free_symbols}
-        used |= {s.name for s in self.value(g.output).free_symbols}
-        dims = self._bind_dims(used)
-        return "\n".join(lines[:2] + pre + dims + lines[2:])
-
-    def _lines_for(self, needed: set[int]):
-        nodes, texts = [], []
-        for n in self._staged(needed):
-            expr = forward_expr(n, [self.value(a) for a in n.args])
-            nodes.append(n)
-            texts.append(_line(f"{n.name} = {to_code(expr)}",
-                               f"{_shape_text(n.shape)} {n.name} = {n.label}  "
-                               f"(line {n.loc.line})"))
-        return nodes, texts
+        result = self.value(g.output)
+        body, used = self._staged_lines(_ancestors(g, g.output))
+        used |= {s.name for s in result.free_symbols}
+        return "\n".join([
+            f"def predict(params, {', '.join(args)}):" if args else "def predict(params):",
+            f'    """The network\'s output before the loss: {out.label}."""',
+            *self._unpack_params(used), *self._bind_dims(used), *body,
+            f"    return {to_code(result)}"])
 
 
 def _ancestors(g: Graph, node_id: int) -> set[int]:
@@ -294,8 +275,6 @@ def _deriv_text(node: Node, value) -> str:
     """``sigmoid'(z2) = h2*(1 - h2)``: the derivative SymPy found, in the line's names."""
     fn: ElementwiseFn = node.attr("fn")
     args = [value(a) for a in node.args]
-    from netc.compiler.lower import placeholder
-
     call = node.attr("expr").xreplace({placeholder(i): v for i, v in enumerate(args)})
     d = fn.derivatives[0]
     d = d.xreplace({fn.call: value(node.id)}).xreplace(dict(zip(fn.symbols, call.args,
@@ -395,5 +374,3 @@ def generate(graph: Graph) -> str:
     """The generated module's source text."""
     return _Module(graph).text()
 
-
-__all__ = ["BANNER", "generate", "NetFunction"]

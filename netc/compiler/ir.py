@@ -11,10 +11,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import sympy as sp
+
 from netc.compiler.errors import Loc
 from netc.compiler.shapes import Shape
 
-LEAF_OPS = frozenset({"input", "target", "param", "const"})
+
+def placeholder(i: int) -> sp.Symbol:
+    """The i-th argument in an elementwise node's expression (attr ``expr``)."""
+    return sp.Symbol(f"_arg{i}", real=True)
 
 
 @dataclass(frozen=True)

@@ -110,19 +110,19 @@ class NetPrinter(NumPyPrinter):
                 return f"({self._print(pos[0])} > {self._print(neg[0])})"
         return f"({self._print(arg)} > 0)"
 
-    def _print_Max(self, expr):
+    def _fold(self, ufunc: str, expr) -> str:
+        """``np.maximum(np.maximum(a, b), c)``: NumPy's two-argument ufunc, folded."""
         args = [self._print(a) for a in expr.args]
         text = args[0]
         for a in args[1:]:
-            text = f"np.maximum({text}, {a})"
+            text = f"np.{ufunc}({text}, {a})"
         return text
 
+    def _print_Max(self, expr):
+        return self._fold("maximum", expr)
+
     def _print_Min(self, expr):
-        args = [self._print(a) for a in expr.args]
-        text = args[0]
-        for a in args[1:]:
-            text = f"np.minimum({text}, {a})"
-        return text
+        return self._fold("minimum", expr)
 
     def _print_Piecewise(self, expr):
         *pieces, (last, cond) = expr.args
@@ -181,9 +181,6 @@ class NetPrinter(NumPyPrinter):
 
     def _print_MeanAxis(self, expr):
         return self._reduce("mean", expr)
-
-    def _print_MaxAxis(self, expr):
-        return self._reduce("max", expr)
 
     def _print_SumAll(self, expr):
         return f"np.sum({self._print(expr.args[0])})"

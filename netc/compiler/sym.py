@@ -72,12 +72,6 @@ class MeanAxis(ArrayOp):
     nargs = 3
 
 
-class MaxAxis(ArrayOp):
-    """``np.max(a, axis=k, keepdims=bool)``."""
-
-    nargs = 3
-
-
 class ExpandDims(ArrayOp):
     """``np.expand_dims(a, axis)``: puts back an axis a reduction removed."""
 
@@ -104,18 +98,6 @@ class Softmax(ArrayOp):
 
 class LogSoftmax(ArrayOp):
     """``log_softmax(a, axis)``, a helper defined in the generated module."""
-
-    nargs = 2
-
-
-class LogSumExp(ArrayOp):
-    """``logsumexp(a, axis, keepdims)``, a helper defined in the generated module."""
-
-    nargs = 3
-
-
-class Reshape(ArrayOp):
-    """``np.reshape(a, shape)``."""
 
     nargs = 2
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from netc.compiler import sym
-from netc.compiler.ir import Node
-from netc.compiler.lower import placeholder
+from netc.compiler.ir import Node, placeholder
 from netc.compiler.shapes import Shape
 
 

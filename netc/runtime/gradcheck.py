@@ -98,12 +98,15 @@ class GradCheckReport:
         loss: Loss value at the (unperturbed) point where gradients were checked.
         tol: Maximum relative error allowed for a tensor to pass.
         eps: Finite-difference step used.
+        abs_floor: Differences at or below this count as agreement (rounding noise of
+            the central difference), so a relative error shown as 0 means "within noise".
     """
 
     rows: tuple[GradCheckRow, ...]
     loss: float
     tol: float = _DEFAULT_TOL
     eps: float = 1e-6
+    abs_floor: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -158,7 +161,8 @@ class GradCheckReport:
             summary = f"FAILED: {n_fail} of {len(self.rows)} tensors"
         else:
             summary = f"OK: {len(self.rows)} tensors"
-        lines.append(f"{summary} (tol {self.tol:.1e}, eps {self.eps:.1e}, loss {self.loss:.6g})")
+        lines.append(f"{summary} (tol {self.tol:.1e}, eps {self.eps:.1e}, loss {self.loss:.6g}, "
+                     f"differences below {self.abs_floor:.1e} are rounding noise)")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -419,7 +423,9 @@ def check_grads(
     copies, so the caller's ``params`` and ``inputs`` are never modified.
 
     The relative error of one coordinate is ``|a - n| / max(|a|, |n|)``, or 0 when
-    both ``|a|`` and ``|n|`` are below ``abs_floor`` (see :data:`ABS_FLOOR`).
+    ``|a - n|`` or both ``|a|`` and ``|n|`` are at most ``abs_floor``. By default the
+    floor is the central difference's own rounding noise, ``10 * eps_mach * max(1, |L|)
+    / eps``, and never below :data:`ABS_FLOOR`.
 
     Structural problems (missing gradient, wrong shape, non-float dtype, non-finite
     values, a param whose shape contradicts ``PARAMS``, a non-finite or non-scalar
@@ -434,7 +440,7 @@ def check_grads(
         seed: Seed for default params/inputs and for the coordinate subsets.
         wrt: Names to check (params and/or ``GRAD_INPUTS``); default: all of them.
         tol: Largest max relative error with which a tensor still passes.
-        abs_floor: Absolute floor for the relative error (see :data:`ABS_FLOOR`).
+        abs_floor: Absolute floor for the difference; ``None``: the rounding noise above.
 
     Raises:
         ValueError: If ``wrt`` names something that is neither a param nor in
@@ -513,7 +519,7 @@ def check_grads(
         rows.append(
             _check_tensor(name, target, analytic, loss_fn, eps, max_checks, seed, tol, abs_floor)
         )
-    return GradCheckReport(rows=tuple(rows), loss=loss, tol=tol, eps=eps)
+    return GradCheckReport(rows=tuple(rows), loss=loss, tol=tol, eps=eps, abs_floor=abs_floor)
 
 
 def _private_input_copy(value: Any) -> np.ndarray:

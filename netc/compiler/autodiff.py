@@ -80,7 +80,7 @@ class _Reverse:
                     if a in needs:
                         self.pending[a] += 1
         self.values = forward_values(graph)
-        self.arrays = {s for n in graph.nodes if n.shape and n.op != "const"
+        self.shapes = {s: n.shape for n in graph.nodes if n.shape and n.op != "const"
                        for s in self.values[n.id].free_symbols}
         self.grads: dict[int, list[tuple[Grad, Node]]] = {
             graph.loss: [(Grad(sp.Integer(1), False), graph.nodes[graph.loss])]}
@@ -126,15 +126,16 @@ class _Reverse:
         arg_rules = rules(node)
         users = sum(1 for a, r in zip(node.args, arg_rules, strict=True)
                     if r is not None and a in self.needs)
-        alias = total.expr in self.arrays and total.expr.name.startswith("grad_")
+        alias = total.expr in self.shapes and total.expr.name.startswith("grad_")
         varying = any(not s.is_integer for s in total.expr.free_symbols)
         if varying and not alias and (node.named_by_user or users > 1):
             name = self.namer.claim(f"grad_{node.name}")
             self.lines.append(Line(name, total.expr, node, sources))
             total = Grad(grad_symbol(name), True)
-            self.arrays.add(grad_symbol(name))
+            if node.shape:
+                self.shapes[grad_symbol(name)] = node.shape
         ctx = Ctx(node, total, self.values[node.id], tuple(self.values[a] for a in node.args),
-                  tuple(self.g.nodes[a].shape for a in node.args), frozenset(self.arrays))
+                  tuple(self.g.nodes[a].shape for a in node.args), dict(self.shapes))
         for a, rule in zip(node.args, arg_rules, strict=True):
             if rule is not None and a in self.needs:
                 self.grads.setdefault(a, []).append((rule(ctx), node))

@@ -27,8 +27,22 @@ class NetFunction(sp.Function):
     def fdiff(self, argindex=1):
         fn = self.netc_fn
         deriv = fn.derivatives[argindex - 1]
+        # one simultaneous replacement: the parameters' symbols may also occur inside self
+        # (sigmoid's own z in sigmoid(beta*z)), which a second pass would substitute again
         mapping = dict(zip(fn.symbols, self.args, strict=True))
-        return deriv.xreplace({fn.call: self}).xreplace(mapping)
+        return deriv.xreplace({fn.call: self, **mapping})
+
+
+class DerivativeFunction(sp.Function):
+    """A long derivative given a name of its own (``gelu_grad(z)``): the generated module
+    defines it as a helper, so that backward lines stay one short line each."""
+
+    netc_fn: ElementwiseFn  # the function it is a derivative of
+    index: int  # with respect to which parameter
+    expr: sp.Expr  # the derivative, in the function's parameter symbols
+
+    def fdiff(self, argindex=1):
+        raise TypeError(f"{type(self).__name__}: second derivatives are not supported")
 
 
 class LogAddExp(sp.Function):
@@ -52,6 +66,7 @@ class ElementwiseFn:
     loc: Loc | None
     origin: str  # "prelude" or "spec"
     loss_reduce: str | None = None  # a loss fn: its default reduction ("mean" or "sum")
+    text: str = ""  # the body as the definition wrote it
     derivatives: tuple[sp.Expr, ...] = field(default=())
     output_form: tuple[bool, ...] = field(default=())
     cls: type = field(default=NetFunction)
@@ -60,6 +75,11 @@ class ElementwiseFn:
     def call(self) -> sp.Expr:
         """The function applied to its own parameter symbols: ``sigmoid(z)``."""
         return self.cls(*self.symbols)
+
+    @property
+    def helper_names(self) -> tuple[str, ...]:
+        """Names the generated module may define for it: itself and its derivatives."""
+        return (self.name, f"{self.name}_grad", *(f"{self.name}_grad_{p}" for p in self.params))
 
     @property
     def is_loss(self) -> bool:
@@ -255,16 +275,42 @@ def _simplify(expr: sp.Expr) -> sp.Expr:
 
 
 def _known_forms(expr: sp.Expr, fns: dict[str, ElementwiseFn]) -> sp.Expr:
-    """Rewrite patterns that have a named, stable prelude form: exp(u - softplus(u)) and
-    friends become sigmoid(u), which forward code has often computed already."""
-    if "sigmoid" not in fns:
-        return expr
+    """Rewrite forms that overflow, or that have a named prelude form, into that form:
+    ``1/(1 + exp(-u))`` and ``exp(u - softplus(u))`` become ``sigmoid(u)``, and
+    ``log(1 + exp(u))`` becomes ``softplus(u)``, so such forms never reach generated code."""
     w = sp.Wild("w")
-    sigmoid = fns["sigmoid"].cls
-    return expr.replace(sp.exp(w - LogAddExp(0, w)), sigmoid(w))
+    if "sigmoid" in fns:
+        sigmoid = fns["sigmoid"].cls
+        expr = expr.replace(sp.exp(w - LogAddExp(0, w)), sigmoid(w))
+        expr = expr.replace(1 / (1 + sp.exp(w)), sigmoid(-w))
+        expr = expr.replace(sp.exp(w) / (1 + sp.exp(w)), sigmoid(w))
+    if "softplus" in fns:
+        expr = expr.replace(sp.log(1 + sp.exp(w)), fns["softplus"].cls(w))
+    return expr
 
 
-def define(node: ast.FnDef, fns: dict[str, ElementwiseFn], origin: str) -> ElementwiseFn:
+LONG_DERIVATIVE = 12  # operations; a longer derivative becomes a named helper function
+
+
+def _derivative_function(fn: ElementwiseFn, var: sp.Symbol, expr: sp.Expr) -> type:
+    suffix = "" if len(fn.symbols) == 1 else f"_{var.name}"
+    return type(f"{fn.name}_grad{suffix}", (DerivativeFunction,),
+                {"nargs": len(fn.symbols), "netc_fn": fn, "index": fn.symbols.index(var),
+                 "expr": expr})
+
+
+def source_span(source: str, loc: Loc) -> str:
+    """The text of ``source`` between the two ends of ``loc``."""
+    lines = source.splitlines()[loc.line - 1: loc.end_line]
+    if not lines:
+        return ""
+    if len(lines) == 1:
+        return lines[0][loc.column - 1: loc.end_column - 1]
+    return " ".join([lines[0][loc.column - 1:], *lines[1:-1], lines[-1][: loc.end_column - 1]])
+
+
+def define(node: ast.FnDef, fns: dict[str, ElementwiseFn], origin: str,
+           source: str = "") -> ElementwiseFn:
     """Build and differentiate a ``fn`` definition; errors point at the definition."""
     seen: set[str] = set()
     for p in node.params:
@@ -274,6 +320,8 @@ def define(node: ast.FnDef, fns: dict[str, ElementwiseFn], origin: str) -> Eleme
     symbols = tuple(sp.Symbol(p.name, real=True) for p in node.params)
     env = dict(zip((p.name for p in node.params), symbols, strict=True))
     body = build(node.body, env, fns, f"the definition of '{node.name}'")
+    if origin == "spec":
+        body = _known_forms(body, fns)
     is_comparison = isinstance(body, sp.core.relational.Relational
                                | sp.logic.boolalg.BooleanFunction)
     if is_comparison:
@@ -282,7 +330,7 @@ def define(node: ast.FnDef, fns: dict[str, ElementwiseFn], origin: str) -> Eleme
     cls = type(node.name, (NetFunction,), {"nargs": len(symbols)})
     fn = ElementwiseFn(node.name, tuple(p.name for p in node.params),
                        tuple(p.default for p in node.params), symbols, body, node.loc, origin,
-                       node.loss_reduce, cls=cls)
+                       node.loss_reduce, source_span(source, node.body.loc), cls=cls)
     cls.netc_fn = fn
     out = sp.Dummy("out")
     derivs, forms = [], []
@@ -294,7 +342,12 @@ def define(node: ast.FnDef, fns: dict[str, ElementwiseFn], origin: str) -> Eleme
         d = _normal_sign(_simplify(_known_forms(d, fns)))
         form = _output_form(body, d, var, out)
         forms.append(form is not None)
-        derivs.append(form.xreplace({out: fn.call}) if form is not None else d)
+        if form is not None:
+            derivs.append(form.xreplace({out: fn.call}))
+        elif sp.count_ops(d) > LONG_DERIVATIVE and not fn.loss_reduce:
+            derivs.append(_derivative_function(fn, var, d)(*symbols))
+        else:
+            derivs.append(d)
     object.__setattr__(fn, "derivatives", tuple(derivs))
     object.__setattr__(fn, "output_form", tuple(forms))
     return fn
@@ -311,5 +364,5 @@ def prelude() -> dict[str, ElementwiseFn]:
     for stmt in spec.stmts:
         if not isinstance(stmt, ast.FnDef):
             raise NetValueError("the prelude may only define functions", stmt.loc)
-        fns[stmt.name] = define(stmt, fns, "prelude")
+        fns[stmt.name] = define(stmt, fns, "prelude", text)
     return fns

@@ -76,7 +76,6 @@ class Graph:
     loss: int
     output: int  # what predict() returns: the network's output before the loss
     dims: tuple[tuple[str, str, int], ...]  # (dim, tensor pyname, axis) binding each dim
-    functions: tuple[Any, ...]  # ElementwiseFns the graph calls, in first-use order
 
     def consumers(self) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {n.id: [] for n in self.nodes}

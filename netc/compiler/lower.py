@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 import sympy as sp
 
-from netc.compiler import ast, shapes
+from netc.compiler import ast, shapes, sym
 from netc.compiler.errors import (
     Loc,
     NetError,
@@ -25,7 +25,6 @@ from netc.compiler.errors import (
 from netc.compiler.functions import (
     PRIMITIVES,
     ElementwiseFn,
-    NetFunction,
     bind_args,
     build,
     define,
@@ -84,13 +83,12 @@ class _Lowerer:
         self.nodes: list[Node] = []
         self.env: dict[str, int] = {}  # spec name -> node id
         self.failed: set[str] = set()  # names whose statement failed: no follow-up errors
-        self.namer = Namer(set(self.fns))
+        self.namer = Namer({n for fn in self.fns.values() for n in fn.helper_names})
         self.dims: dict[str, tuple[str, int]] = {}
         self.target_kinds: dict[str, tuple] = {}
         self.bias_params: set[str] = set()
         self.loss: int | None = None
         self.loss_loc: Loc | None = None
-        self.used_fns: list[ElementwiseFn] = []
         self.stmt = 0
         self.layer = 0
 
@@ -160,7 +158,8 @@ class _Lowerer:
         if s.name in STRUCTURAL:
             raise NetNameError(f"'{s.name}' is structural and cannot be redefined",
                                s.name_loc, code="E205")
-        self.fns[s.name] = define(s, self.fns, "spec")
+        self.fns[s.name] = define(s, self.fns, "spec", self.spec.source)
+        self.namer.taken.update(self.fns[s.name].helper_names)
 
     def _declare(self, s: ast.TensorDecl) -> None:
         if s.name in self.decls:
@@ -481,7 +480,7 @@ class _Lowerer:
     def _name(self, base: str, final: bool = True) -> str:
         if final and base in self.pynames:
             return self.pynames[base]
-        return self.namer.claim(base if final else f"{base}_")
+        return self.namer.claim(base) if final else self.namer.numbered(base)
 
     def _matmul(self, e: ast.BinOp, base: str) -> int:
         a = self._close(self._expr(e.left, base), base, e.left.loc, _label(e.left))
@@ -545,7 +544,6 @@ class _Lowerer:
         if fn.is_loss:
             return self._elementwise_loss(fn, e, base)
         args, shape = self._fn_args(fn, e, base)
-        self._use(fn)
         refs = sorted({r for a in args for r in _refs(a)})
         expr = fn.cls(*args).xreplace({_ref(r): placeholder(i) for i, r in enumerate(refs)})
         return self._add("ewise", tuple(refs), shape, self._name(base, False), e.loc,
@@ -578,11 +576,6 @@ class _Lowerer:
                                    code="E509")
             kwargs[k.name] = (o.expr, k.loc)
         return bind_args(fn, values, kwargs, e.loc), shape
-
-    def _use(self, fn: ElementwiseFn) -> None:
-        for dep in _fn_deps(fn):
-            if dep not in self.used_fns:
-                self.used_fns.append(dep)
 
     def _loss_options(self, e: ast.Call, allowed=("reduce", "scale")):
         reduce, scale = None, sp.Integer(1)
@@ -629,7 +622,6 @@ class _Lowerer:
             pred = pnode.args[0]
         kind = ("binary",) if fn.name in ("bce", "bce_with_logits") else ("real",)
         self._check_target(pred, target, e, kind)
-        self._use(fn)
         extra = fn.defaults[2:]
         expr = fn.cls(placeholder(0), placeholder(1), *(sp.Float(d) for d in extra))
         shape = self.nodes[pred].shape
@@ -650,9 +642,10 @@ class _Lowerer:
         name = e.func
         if name == "ce":
             return self._ce(e, base)
-        if name in ("nll", "hinge"):
-            raise NetValueError(f"'{name}' is not supported yet", e.func_loc,
-                                "use ce(...) for softmax cross-entropy", code="E417")
+        if name == "nll":
+            return self._nll(e, base)
+        if name == "hinge":
+            return self._hinge(e, base)
         if name == "transpose":
             if len(e.args) != 1 or e.kwargs:
                 raise NetTypeError("transpose() takes one argument", e.loc, code="E503")
@@ -665,7 +658,7 @@ class _Lowerer:
         shape = self.nodes[arg].shape
         axis, keepdims = None, False
         default_axis = 0 if self.layout == "columns" else -1
-        if name in ("softmax", "log_softmax", "logsumexp"):
+        if name in ("softmax", "log_softmax"):
             axis = default_axis if shape else None
         for k in e.kwargs:
             if k.name == "axis":
@@ -687,9 +680,8 @@ class _Lowerer:
             out = shape
         else:
             out = shapes.reduce(shape, axis, keepdims)
-        if name in ("max", "min", "logsumexp", "log_softmax"):
-            raise NetValueError(f"'{name}' as a reduction is not supported yet", e.func_loc,
-                                code="E417")
+        if name in ("softmax", "log_softmax") and axis is None:
+            raise NetShapeError(f"{name} of a scalar", e.loc, code="E313")
         return self._add(name, (arg,), out, self._name(base, False), e.loc, _label(e),
                          axis=axis, keepdims=keepdims)
 
@@ -704,9 +696,40 @@ class _Lowerer:
             return k.value.id.lower() == "true"
         raise NetValueError(f"{k.name} is true or false", k.value.loc, code="E418")
 
-    def _ce(self, e: ast.Call, base: str) -> int:
-        reduce, scale = self._loss_options(e)
-        logits, target = self._loss_operands(e, base)
+    def _class_loss(self, e: ast.Call, base: str, allowed=("reduce", "scale")):
+        """Operands and options of a loss over a class axis (ce, nll, hinge)."""
+        reduce, scale = self._loss_options(e, allowed)
+        scores, target = self._loss_operands(e, base)
+        return scores, target, reduce or "mean", scale
+
+    def _class_target(self, scores: int, target: int, axis: int, e: ast.Call) -> dict:
+        """Check the target against the scores: one-hot of the same shape, or class
+        indices (``int``) with the class axis removed. Returns the node attrs."""
+        s, t = self.nodes[scores], self.nodes[target]
+        classes = s.shape[axis]
+        is_int = t.op == "target" and "int" in {
+            m.name for m in self.decls[t.attr("tensor")].modifiers}
+        want = tuple(d for i, d in enumerate(s.shape) if i != axis) if is_int else s.shape
+        if t.shape != want:
+            what = "class indices" if is_int else "one-hot targets"
+            raise NetShapeError(f"{e.func}: scores {s.name} are {fmt(s.shape)}, so {what} "
+                                f"must be {fmt(want)}, but {t.name} is {fmt(t.shape)}",
+                                e.args[1].loc, "declare class indices as 'target y: [n] int'"
+                                if not is_int else None, code="E311")
+        if is_int and not isinstance(classes, int):
+            raise NetShapeError(f"{e.func}: the class axis of {s.name} must be a number to "
+                                "use class indices", e.args[0].loc, code="E314")
+        if t.op == "target":
+            kind = ("class", classes) if is_int else ("onehot", axis)
+            self.target_kinds.setdefault(t.attr("tensor"), kind)
+        batch = tuple(d for i, d in enumerate(s.shape) if i != axis)
+        return dict(axis=axis, classes=classes if is_int else None, batch=batch)
+
+    def _default_class_axis(self, shape: Shape) -> int:
+        return 0 if self.layout == "columns" else len(shape) - 1
+
+    def _ce(self, e: ast.Call, base: str):
+        logits, target, reduce, scale = self._class_loss(e, base)
         lnode = self.nodes[logits]
         if lnode.op == "softmax":
             # `softmax -> ce(y)`: cross-entropy of those probabilities, computed from the
@@ -715,18 +738,80 @@ class _Lowerer:
             logits = lnode.args[0]
             lnode = self.nodes[logits]
         else:
-            axis = 0 if self.layout == "columns" else len(lnode.shape) - 1
+            axis = self._default_class_axis(lnode.shape)
         if not lnode.shape:
             raise NetShapeError("ce needs logits with a class axis, got a scalar", e.loc,
                                 code="E313")
-        self._check_target(logits, target, e, ("onehot", axis))
-        batch = [d for i, d in enumerate(lnode.shape) if i != axis]
+        attrs = self._class_target(logits, target, axis, e)
         node = self._add("ce", (logits, target), (), self._name(base, False), e.loc,
-                         f"ce({lnode.name}, {self.nodes[target].name})", axis=axis,
-                         reduce=reduce or "mean", batch=tuple(batch))
-        if scale == 1:
+                         f"ce({lnode.name}, {self.nodes[target].name})", reduce=reduce,
+                         **attrs)
+        return node if scale == 1 else _Open(scale * _ref(node), (), e.loc)
+
+    def _nll(self, e: ast.Call, base: str):
+        probs, target, reduce, scale = self._class_loss(e, base)
+        pnode = self.nodes[probs]
+        if not pnode.shape:
+            raise NetShapeError("nll needs probabilities with a class axis", e.loc,
+                                code="E313")
+        axis = pnode.attr("axis") if pnode.op == "softmax" else \
+            self._default_class_axis(pnode.shape)
+        attrs = self._class_target(probs, target, axis, e)
+        node = self._add("nll", (probs, target), (), self._name(base, False), e.loc,
+                         f"nll({pnode.name}, {self.nodes[target].name})", reduce=reduce,
+                         **attrs)
+        return node if scale == 1 else _Open(scale * _ref(node), (), e.loc)
+
+    def _hinge(self, e: ast.Call, base: str):
+        """The multiclass SVM loss, built from ordinary nodes as one would write it:
+        ``correct = sum(s Y)``, ``margins = max(0, s - correct + margin) (1 - Y)``,
+        ``loss = sum(margins) / n``; autodiff then needs no rule of its own."""
+        margin = sp.Integer(1)
+        rest = []
+        for k in e.kwargs:
+            if k.name == "margin":
+                o = self._open(self._expr(k.value, "margin"))
+                if o.refs or not o.expr.is_number:
+                    raise NetValueError("margin must be a number", k.value.loc, code="E415")
+                margin = o.expr
+            else:
+                rest.append(k)
+        e = ast.Call(e.func, e.args, tuple(rest), e.loc, e.func_loc)
+        scores, target, reduce, scale = self._class_loss(e, base)
+        snode = self.nodes[scores]
+        if not snode.shape:
+            raise NetShapeError("hinge needs scores with a class axis", e.loc, code="E313")
+        axis = self._default_class_axis(snode.shape)
+        attrs = self._class_target(scores, target, axis, e)
+        onehot = self._one_hot(target, attrs, e.loc)
+        a0, a1, a2 = placeholder(0), placeholder(1), placeholder(2)
+        shape, tname = snode.shape, self.nodes[target].name
+        picked = self._add("ewise", (scores, onehot), shape, self._name(base, False), e.loc,
+                           f"{snode.name} * {self.nodes[onehot].name}", expr=a0 * a1)
+        correct = self._add("sum", (picked,), shapes.reduce(shape, axis, True),
+                            self.namer.claim("correct"), e.loc,
+                            f"score of the true class {tname}", axis=axis, keepdims=True,
+                            named=True)
+        margins = self._add("ewise", (scores, correct, onehot), shape,
+                            self.namer.claim("margins"), e.loc,
+                            f"max(0, {snode.name} - correct + {margin}), 0 for {tname}",
+                            expr=sp.Max(0, a0 - a1 + margin) * (1 - a2), named=True)
+        node = self._add("sum", (margins,), (), self._name(base, False), e.loc,
+                         "sum(margins)", axis=None, keepdims=False)
+        count = sym.size_expr(attrs["batch"]) if reduce == "mean" else sp.Integer(1)
+        if scale == 1 and count == 1:
             return node
-        return _Open(scale * _ref(node), (), e.loc)
+        return _Open(scale * _ref(node) / count, (), e.loc)
+
+    def _one_hot(self, target: int, attrs: dict, loc: Loc) -> int:
+        """Class indices as one-hot vectors (a node), or the one-hot target itself."""
+        if attrs["classes"] is None:
+            return target
+        t = self.nodes[target]
+        shape = list(t.shape)
+        shape.insert(attrs["axis"], attrs["classes"])
+        return self._add("one_hot", (target,), tuple(shape), self.namer.claim(f"{t.name}_onehot"),
+                         loc, f"one-hot {t.name}", named=True, **attrs)
 
     # ---- graph building ------------------------------------------------------------------
     def _add(self, op: str, args: tuple[int, ...], shape: Shape, name: str, loc: Loc,
@@ -759,7 +844,7 @@ class _Lowerer:
         dims = tuple((dim, self.pynames[t], axis) for dim, (t, axis) in self.dims.items())
         return Graph(self.net_name or _stem(self.spec.filename), self.spec.filename,
                      self.spec.source, self.layout, tuple(tensors), tuple(self.nodes),
-                     self.loss, self._output(), dims, tuple(self.used_fns))
+                     self.loss, self._output(), dims)
 
     def _output(self) -> int:
         """What predict() returns: the last value before the loss that needs no target."""
@@ -795,20 +880,6 @@ class _NodeExpr:
 
 def _consumers(nodes, node_id):
     return [n.id for n in nodes if node_id in n.args]
-
-
-def _fn_deps(fn: ElementwiseFn) -> list[ElementwiseFn]:
-    """``fn`` and the functions its body and derivatives call, callees first."""
-    out: list[ElementwiseFn] = []
-    for expr in (fn.body, *fn.derivatives):
-        for f in sorted(expr.atoms(NetFunction), key=lambda f: f.func.__name__):
-            callee = f.func.netc_fn
-            if callee is not fn:
-                for dep in _fn_deps(callee):
-                    if dep not in out:
-                        out.append(dep)
-    out.append(fn)
-    return out
 
 
 def _literal_shape(values) -> Shape | None:

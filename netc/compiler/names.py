@@ -10,7 +10,7 @@ import keyword
 GENERATED = frozenset({
     "np", "numpy", "params", "cache", "grads", "rng", "seed", "forward", "backward",
     "predict", "init_params", "PARAMS", "INPUTS", "TARGETS", "TRAINABLE", "GRAD_INPUTS",
-    "DIMS", "softmax", "log_softmax", "logsumexp", "erf",
+    "DIMS", "LAYOUT", "softmax", "log_softmax", "logsumexp", "erf", "one_hot",
 })
 
 
@@ -38,3 +38,11 @@ class Namer:
         name = f"{base}_{k}"
         self.taken.add(name)
         return name
+
+    def numbered(self, base: str) -> str:
+        """The first free ``base_1``, ``base_2``, ...: names for intermediate values."""
+        k = 1
+        while f"{base}_{k}" in self.taken or is_reserved(f"{base}_{k}"):
+            k += 1
+        self.taken.add(f"{base}_{k}")
+        return f"{base}_{k}"

@@ -10,7 +10,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
-from netc.compiler.functions import LogAddExp, NetFunction
+from netc.compiler.functions import DerivativeFunction, LogAddExp, NetFunction
 from netc.compiler.sym import MatMul
 
 
@@ -75,12 +75,17 @@ class NetPrinter(NumPyPrinter):
             text += " / " + " / ".join(den)
         return sign + text
 
-    def _print_Add(self, expr, order=None):
+    @staticmethod
+    def ordered_terms(expr):
+        """Terms as a person writes them: matrix products first, then positive terms,
+        then subtractions (x @ W + b, y_pred - y, 1 - h)."""
         terms = list(expr.as_ordered_terms())
-        # as a person writes it: products first, then positive terms, then subtractions
-        # (x @ W + b, y_pred - y, 1 - h)
         terms.sort(key=lambda t: (t.could_extract_minus_sign(), not t.has(MatMul),
                                   not (t.is_number and t.is_positive)))
+        return terms
+
+    def _print_Add(self, expr, order=None):
+        terms = self.ordered_terms(expr)
         out = []
         for i, t in enumerate(terms):
             text = self._print(t)
@@ -150,7 +155,7 @@ class NetPrinter(NumPyPrinter):
         return f"erf({self._print(expr.args[0])})"
 
     def _print_Function(self, expr):
-        if isinstance(expr, NetFunction):
+        if isinstance(expr, NetFunction | DerivativeFunction):
             return f"{expr.func.__name__}({', '.join(self._print(a) for a in expr.args)})"
         return super()._print_Function(expr)
 
@@ -182,6 +187,37 @@ class NetPrinter(NumPyPrinter):
     def _print_MeanAxis(self, expr):
         return self._reduce("mean", expr)
 
+    def _print_MaxAxis(self, expr):
+        return self._reduce("max", expr)
+
+    def _print_MinAxis(self, expr):
+        return self._reduce("min", expr)
+
+    def _print_MaxAll(self, expr):
+        return f"np.max({self._print(expr.args[0])})"
+
+    def _print_MinAll(self, expr):
+        return f"np.min({self._print(expr.args[0])})"
+
+    def _print_LogSumExpAxis(self, expr):
+        arr, axes, keep = expr.args
+        text = f"logsumexp({self._print(arr)}, axis={self._axis(axes)}"
+        return text + (", keepdims=True)" if keep == sp.true else ")")
+
+    def _print_LogSumExpAll(self, expr):
+        return f"logsumexp({self._print(expr.args[0])})"
+
+    def _print_Extremal(self, expr):
+        a, reduced, axes = expr.args
+        mask = f"({self._print(a)} == {self._print(reduced)})"
+        if not axes:
+            return f"{mask} / np.sum({mask})"
+        return f"{mask} / np.sum({mask}, axis={self._axis(axes)}, keepdims=True)"
+
+    def _print_OneHot(self, expr):
+        y, classes, axis = expr.args
+        return f"one_hot({self._print(y)}, {int(classes)}, axis={int(axis)})"
+
     def _print_SumAll(self, expr):
         return f"np.sum({self._print(expr.args[0])})"
 
@@ -211,3 +247,35 @@ class NetPrinter(NumPyPrinter):
 def to_code(expr: sp.Expr) -> str:
     """One expression as NumPy source."""
     return NetPrinter().doprint(expr)
+
+
+def to_code_wrapped(expr: sp.Expr, indent: int, room: int) -> str:
+    """Like :func:`to_code`, but a sum or product too long for ``room`` columns is written
+    in parentheses with one term (or factor) per line, each printed on its own (and
+    wrapped again if it is still too long)."""
+    text = to_code(expr)
+    if len(text) <= room or not isinstance(expr, sp.Add | sp.Mul):
+        return text
+    inner = indent + 4
+    width = room + indent  # the right margin, as a column
+
+    def part(op: str, e: sp.Expr, paren: tuple[type, ...]) -> str:
+        body = to_code_wrapped(e, inner, width - inner - len(op))
+        if isinstance(e, paren) and not body.startswith("(\n"):
+            body = f"({body})"
+        return op + body
+
+    if isinstance(expr, sp.Add):
+        parts = []
+        for i, t in enumerate(NetPrinter().ordered_terms(expr)):
+            neg = t.could_extract_minus_sign()
+            op = ("- " if neg else "+ ") if i else ("-" if neg else "")
+            parts.append(part(op, -t if neg else t, ()))
+    else:
+        num, den = sp.fraction(expr)
+        factors = sp.Mul.make_args(num) if den == 1 else (num,)
+        parts = [part("* " if i else "", f, (sp.Add,)) for i, f in enumerate(factors)]
+        if den != 1:  # a product in the denominator needs its parentheses: a / (2 * b)
+            parts.append(part("/ ", den, (sp.Add, sp.Mul, sp.Pow)))
+    return "(\n" + "\n".join(" " * inner + p for p in parts) + "\n" + " " * indent + ")"
+

@@ -18,6 +18,9 @@ class ArrayOp(sp.Function):
     def fdiff(self, argindex=1):  # pragma: no cover - a bug if reached
         raise TypeError(f"{type(self).__name__} is structural; its rule is in the VJP table")
 
+    def _eval_is_real(self):
+        return True  # arrays of real numbers, so that Max/Min/Heaviside accept them
+
 
 class MatMul(ArrayOp):
     """``a @ b``."""
@@ -68,6 +71,56 @@ class SumAxis(ArrayOp):
 
 class MeanAxis(ArrayOp):
     """``np.mean(a, axis=k, keepdims=bool)``."""
+
+    nargs = 3
+
+
+class MaxAxis(ArrayOp):
+    """``np.max(a, axis=k, keepdims=bool)``."""
+
+    nargs = 3
+
+
+class MinAxis(ArrayOp):
+    """``np.min(a, axis=k, keepdims=bool)``."""
+
+    nargs = 3
+
+
+class MaxAll(ArrayOp):
+    """``np.max(a)``."""
+
+    nargs = 1
+
+
+class MinAll(ArrayOp):
+    """``np.min(a)``."""
+
+    nargs = 1
+
+
+class LogSumExpAxis(ArrayOp):
+    """``logsumexp(a, axis=k, keepdims=bool)``, a helper in the generated module."""
+
+    nargs = 3
+
+
+class LogSumExpAll(ArrayOp):
+    """``logsumexp(a)`` over all elements."""
+
+    nargs = 1
+
+
+class Extremal(ArrayOp):
+    """``(a == reduced) / count``: where a max or min reduction routes its gradient,
+    shared among ties. ``reduced`` keeps its dims; ``axes`` is empty for all axes."""
+
+    nargs = 3
+    precedence = PRECEDENCE["Mul"]
+
+
+class OneHot(ArrayOp):
+    """``one_hot(y, classes, axis)``: class indices as one-hot vectors along ``axis``."""
 
     nargs = 3
 

@@ -8,12 +8,12 @@ expression, so no elementwise derivative is written by hand here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import sympy as sp
 
-from netc.compiler import sym
+from netc.compiler import shapes, sym
 from netc.compiler.ir import Node, placeholder
 from netc.compiler.shapes import Shape
 
@@ -34,10 +34,17 @@ class Ctx:
     out: sp.Expr  # the node's forward value
     args: tuple[sp.Expr, ...]  # its arguments' forward values
     arg_shapes: tuple[Shape, ...]
-    array_symbols: frozenset  # the symbols that stand for non-scalar arrays
+    symbol_shapes: Mapping[sp.Symbol, Shape]  # the shape each array symbol stands for
+
+    def shape_of(self, expr: sp.Expr) -> Shape:
+        """The shape of an elementwise expression: its symbols' shapes, broadcast."""
+        out: Shape = ()
+        for s in expr.free_symbols:
+            out = shapes.broadcast(out, self.symbol_shapes.get(s, ())) or out
+        return out
 
     def is_array(self, expr: sp.Expr) -> bool:
-        return not expr.free_symbols.isdisjoint(self.array_symbols)
+        return bool(self.shape_of(expr))
 
     @property
     def G(self) -> sp.Expr:  # noqa: N802 - the upstream gradient as a full array
@@ -75,8 +82,12 @@ def _ewise_rule(i: int) -> Callable[[Ctx], Grad]:
         values = {placeholder(k): v for k, v in enumerate(c.args)}
         forward = expr.xreplace(values)
         local = local.xreplace(values).xreplace({forward: c.out})
-        full = c.g.full or c.is_array(local)
-        return unbroadcast(c.g.expr * local, full, c.node.shape, c.arg_shapes[i])
+        if c.g.full or not c.is_array(local):
+            return unbroadcast(c.g.expr * local, c.g.full, c.node.shape, c.arg_shapes[i])
+        # a scalar upstream gradient times a local derivative smaller than the output
+        # (d(W * x)/dW = x): the product must still have the output's shape
+        g = c.g.expr if c.shape_of(local) == c.node.shape else c.G
+        return unbroadcast(g * local, True, c.node.shape, c.arg_shapes[i])
     return rule
 
 
@@ -126,17 +137,56 @@ def _softmax(c: Ctx) -> Grad:
     return Grad(c.out * (G - sym.SumAxis(G * c.out, axis, sp.true)), True)
 
 
-def ce_count(node: Node) -> sp.Expr:
+def _expand(g: Grad, node: Node) -> sp.Expr:
+    """A reduction's output (or gradient) with the reduced axis put back, to broadcast."""
+    axis = node.attr("axis")
+    if axis is None or node.attr("keepdims") or not g.full:
+        return g.expr
+    return sym.ExpandDims(g.expr, sp.Integer(axis))
+
+
+def _extremal(c: Ctx) -> Grad:
+    """max / min: the gradient goes to the elements equal to the result (shared by ties)."""
+    axis = c.node.attr("axis")
+    reduced = _expand(Grad(c.out, True), c.node)
+    axes = sp.Tuple() if axis is None else sym.axes_tuple((axis,))
+    return Grad(sym.Extremal(c.args[0], reduced, axes) * _expand(c.g, c.node), True)
+
+
+def _logsumexp(c: Ctx) -> Grad:
+    return Grad(sp.exp(c.args[0] - _expand(Grad(c.out, True), c.node)) * _expand(c.g, c.node),
+                True)
+
+
+def _log_softmax(c: Ctx) -> Grad:
+    axis = sym.axes_tuple((c.node.attr("axis"),))
+    G = c.G
+    return Grad(G - sp.exp(c.out) * sym.SumAxis(G, axis, sp.true), True)
+
+
+def class_count(node: Node) -> sp.Expr:
     """What ``reduce=mean`` divides by: the number of examples (dims off the class axis)."""
     if node.attr("reduce") != "mean":
         return sp.Integer(1)
     return sym.size_expr(node.attr("batch"))
 
 
+def class_target(node: Node, target: sp.Expr) -> sp.Expr:
+    """The target of a class loss as one-hot vectors (class indices are converted)."""
+    if node.attr("classes") is None:
+        return target
+    return sym.OneHot(target, sp.Integer(node.attr("classes")), sp.Integer(node.attr("axis")))
+
+
 def _ce_logits(c: Ctx) -> Grad:
-    axis = sp.Integer(c.node.attr("axis"))
-    probs = sym.Softmax(c.args[0], axis)
-    return Grad(c.g.expr * (probs - c.args[1]) / ce_count(c.node), True)
+    probs = sym.Softmax(c.args[0], sp.Integer(c.node.attr("axis")))
+    y = class_target(c.node, c.args[1])
+    return Grad(c.g.expr * (probs - y) / class_count(c.node), True)
+
+
+def _nll_probs(c: Ctx) -> Grad:
+    y = class_target(c.node, c.args[1])
+    return Grad(-c.g.expr * y / c.args[0] / class_count(c.node), True)
 
 
 VJP: dict[str, tuple[Callable[[Ctx], Grad] | None, ...]] = {
@@ -144,8 +194,13 @@ VJP: dict[str, tuple[Callable[[Ctx], Grad] | None, ...]] = {
     "transpose": (_transpose,),
     "sum": (_reduce_rule(mean=False),),
     "mean": (_reduce_rule(mean=True),),
+    "max": (_extremal,),
+    "min": (_extremal,),
+    "logsumexp": (_logsumexp,),
     "softmax": (_softmax,),
+    "log_softmax": (_log_softmax,),
     "ce": (_ce_logits, None),
+    "nll": (_nll_probs, None),
 }
 
 

@@ -346,6 +346,17 @@ def numeric_grad(
     return (f_plus - f_minus) / float(x_plus - x_minus)
 
 
+def _off_kinks(params: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed + 7919)
+    out = {}
+    for name in sorted(params):
+        value = np.asarray(params[name], dtype=np.float64)
+        if value.size and not np.any(value):
+            value = rng.normal(0.0, 0.1, size=value.shape)
+        out[name] = value
+    return out
+
+
 def _rel_err(analytic: float, numeric: float, abs_floor: float) -> float:
     scale = max(abs(analytic), abs(numeric))
     # A difference within the central difference's own rounding noise says nothing about
@@ -433,7 +444,9 @@ def check_grads(
 
     Args:
         module: The generated module (or any object with the same attributes).
-        params: Parameters; defaults to ``module.init_params(seed=seed)``.
+        params: Parameters; defaults to ``module.init_params(seed=seed)``, where a param
+            that is all zeros (a bias) gets small random values instead: at exact zeros a
+            relu or max network sits on its kinks, where no derivative exists to check.
         inputs: Inputs and targets; defaults to ``sample_inputs(module, seed=seed)``.
         eps: Finite-difference step.
         max_checks: Coordinates checked per tensor; ``None`` checks all of them.
@@ -453,7 +466,7 @@ def check_grads(
     grad_inputs = tuple(getattr(module, "GRAD_INPUTS", ()))
 
     if params is None:
-        params = module.init_params(seed=seed)
+        params = _off_kinks(module.init_params(seed=seed), seed)
     if inputs is None:
         inputs = sample_inputs(module, seed=seed)
     # Private float64 copies: we perturb them in place.

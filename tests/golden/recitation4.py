@@ -24,7 +24,7 @@ GRAD_INPUTS = ()
 LAYOUT = 'torch'
 
 def sigmoid(z):
-    """sigmoid(z) = tanh(z/2)/2 + 1/2"""
+    """sigmoid(z) = (1 + tanh(z / 2)) / 2"""
     return 1 / 2 + np.tanh(z / 2) / 2
 
 def softmax(a, axis):
@@ -73,10 +73,10 @@ def backward(cache):
     grad_o = p - y                          # [n, 4] dL/do  (line 8)
     grad_W3 = grad_o.T @ h2                 # [4, 6] dL/dW3  (line 8)
     grad_h2 = grad_o @ W3                   # [n, 6] dL/dh2  (line 8)
-    grad_z2 = grad_h2 * h2 * (1 - h2)       # [n, 6] dL/dz2, sigmoid'(z2) = h2*(1 - h2)  (line 8)
+    grad_z2 = grad_h2 * h2 * (1 - h2)       # [n, 6] dL/dz2, sigmoid'(z2) = h2 * (1 - h2)  (line 8)
     grad_W2 = grad_z2.T @ h1                # [6, 8] dL/dW2  (line 8)
     grad_h1 = grad_z2 @ W2                  # [n, 8] dL/dh1  (line 8)
-    grad_z1 = grad_h1 * h1 * (1 - h1)       # [n, 8] dL/dz1, sigmoid'(z1) = h1*(1 - h1)  (line 8)
+    grad_z1 = grad_h1 * h1 * (1 - h1)       # [n, 8] dL/dz1, sigmoid'(z1) = h1 * (1 - h1)  (line 8)
     grad_W1 = grad_z1.T @ x                 # [8, 10] dL/dW1  (line 8)
     return {'W1': grad_W1, 'W2': grad_W2, 'W3': grad_W3}
 

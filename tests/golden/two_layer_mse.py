@@ -28,7 +28,7 @@ GRAD_INPUTS = ()
 LAYOUT = 'rows'
 
 def sigmoid(z):
-    """sigmoid(z) = tanh(z/2)/2 + 1/2"""
+    """sigmoid(z) = (1 + tanh(z / 2)) / 2"""
     return 1 / 2 + np.tanh(z / 2) / 2
 
 def init_params(seed=0):
@@ -67,7 +67,7 @@ def backward(cache):
     grad_b_2 = np.sum(grad_Z_2, axis=0, keepdims=True)  # [1, 1] dL/db_2  (line 11)
     grad_W_2 = A_1.T @ grad_Z_2             # [3, 1] dL/dW_2  (line 11)
     grad_A_1 = grad_Z_2 @ W_2.T             # [m, 3] dL/dA_1  (line 11)
-    # [m, 3] dL/dZ_1, sigmoid'(Z_1) = A_1*(1 - A_1)  (line 10)
+    # [m, 3] dL/dZ_1, sigmoid'(Z_1) = A_1 * (1 - A_1)  (line 10)
     grad_Z_1 = grad_A_1 * A_1 * (1 - A_1)
     grad_b_1 = np.sum(grad_Z_1, axis=0, keepdims=True)  # [1, 3] dL/db_1  (line 9)
     grad_W_1 = X.T @ grad_Z_1               # [2, 3] dL/dW_1  (line 9)

@@ -111,3 +111,27 @@ def test_lecture_vectorized():
     np.testing.assert_allclose(loss, 0.116, atol=1e-12)
     np.testing.assert_allclose(grads["W"], [[0.088, 0.176], [0.104, 0.208]], atol=1e-12)
     np.testing.assert_allclose(grads["x"], [-0.112, 0.636], atol=1e-12)
+
+
+SLIDE_X = np.array([[-15.0], [22.0], [-44.0], [56.0]])  # the lecture's 4-pixel image
+
+
+def test_lecture_svm_slide():
+    mod = compile_module("svm")
+    params = mod.init_params()
+    loss, cache = mod.forward(params, x=SLIDE_X, y=np.array([2]))
+    np.testing.assert_allclose(mod.predict(params, x=SLIDE_X).ravel(), [-2.85, 0.86, 0.28],
+                               atol=1e-12)
+    np.testing.assert_allclose(loss, 1.58, atol=1e-12)  # max(0, -2.85-0.28+1) + max(0, ...)
+    assert set(mod.backward(cache)) == {"W", "b", "lambda"}
+
+
+def test_lecture_softmax_classifier_slide():
+    mod = compile_module("softmax_classifier")
+    params = mod.init_params()
+    probs = mod.predict(params, x=SLIDE_X).ravel()
+    # the slide rounds exp(-2.85) to 0.058 before normalising: 0.058 / 3.738 = 0.0155 -> 0.016
+    np.testing.assert_allclose(probs, [0.016, 0.631, 0.353], atol=6e-4)
+    loss, _ = mod.forward(params, x=SLIDE_X, y=np.array([2]))
+    np.testing.assert_allclose(loss, -np.log(probs[2]), rtol=1e-12)
+    np.testing.assert_allclose(loss, 1.04, atol=5e-3)

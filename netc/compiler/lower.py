@@ -848,13 +848,17 @@ class _Lowerer:
 
     def _output(self) -> int:
         """What predict() returns: the last value before the loss that needs no target."""
-        needs_target = set()
+        needs_target, needs_input = set(), set()
         for n in self.nodes:
             if n.op == "target" or any(a in needs_target for a in n.args):
                 needs_target.add(n.id)
+            if n.op == "input" or any(a in needs_input for a in n.args):
+                needs_input.add(n.id)
         candidates = []
         for n in self.nodes:
             if n.id in needs_target or n.op in ("input", "param", "const", "target"):
+                continue
+            if needs_input and n.id not in needs_input:  # e.g. a regulariser's sum(W^2)
                 continue
             users = _consumers(self.nodes, n.id)
             if not users or any(c in needs_target for c in users):

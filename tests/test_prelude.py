@@ -170,3 +170,20 @@ def test_class_losses_match_torch(loss, targets, reduce):
     ref.backward()
     np.testing.assert_allclose(out, ref.item(), rtol=1e-12)
     np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_readme_documents_every_prelude_function():
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    for name, fn in prelude().items():
+        assert f"| `{name}(" in readme and f"`{fn.text}`" in readme, name
+
+
+def test_user_defined_loss_function():
+    mod = compile_module("l4", "input p: [n, 2] grad\ntarget y: [n, 2]\n"
+                               "loss fn l4(p, y) = (p - y)^4\nloss L = l4(p, y)\n")
+    data = {"p": np.array([[1.0, 2.0]]), "y": np.array([[0.0, 0.0]])}
+    loss, cache = mod.forward({}, **data)
+    assert loss == (1 + 16) / 2
+    np.testing.assert_allclose(mod.backward(cache)["p"], [[2.0, 16.0]])  # 4 (p - y)^3 / 2

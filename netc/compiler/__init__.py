@@ -14,4 +14,14 @@ def compile_spec(text: str, filename: str = "<spec>", wrt: tuple[str, ...] = ())
     return generate(lower(parse(text, filename), wrt=tuple(wrt)))
 
 
-__all__ = ["NetError", "compile_spec"]
+def compile_stages(text: str, filename: str = "<spec>", wrt: tuple[str, ...] = ()) -> str:
+    """Compile spec text to a debugging module with one function per stage (see
+    :func:`netc.compiler.codegen.generate_stages`)."""
+    from netc.compiler.codegen import generate_stages
+    from netc.compiler.lower import lower
+    from netc.compiler.parser import parse
+
+    return generate_stages(lower(parse(text, filename), wrt=tuple(wrt)))
+
+
+__all__ = ["NetError", "compile_spec", "compile_stages"]

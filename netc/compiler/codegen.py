@@ -437,3 +437,44 @@ def generate(graph: Graph) -> str:
     """The generated module's source text."""
     return _Module(graph).text()
 
+
+def generate_stages(graph: Graph) -> str:
+    """A debugging module: every forward value and every backward line as a function of its
+    own, so that each stage can be checked alone (``netc check --stages``).
+
+    It defines ``FORWARD`` (name, function, argument names, spec line) for every value in
+    order, ``BACKWARD`` (gradient name, function, argument names, the value it is the
+    gradient of, spec line) in backward order, ``DIMS`` and ``LOSS``, and the same helpers
+    as the module itself.
+    """
+    m = _Module(graph)
+    g = graph
+    parts = [f'"""Stages of {g.name}, for netc check --stages."""\n\nimport numpy as np',
+             m._helpers()]
+    forward_rows, backward_rows = [], []
+    for n in g.nodes:
+        if n.op in ("input", "target", "param", "const", "transpose"):
+            continue
+        expr = forward_expr(n, [m.values[a] for a in n.args])
+        args = sorted(s.name for s in expr.free_symbols)
+        parts.append(f"def fw_{n.name}({', '.join(args)}):\n    return {_stage_code(expr)}")
+        forward_rows.append(f"    ({n.name!r}, fw_{n.name}, {_tuple(args)}, {n.loc.line}),")
+    for ln, expr in m.bw_lines:
+        args = sorted(s.name for s in expr.free_symbols)
+        line = ln.sources[0].loc.line if ln.sources else ln.node.loc.line
+        parts.append(f"def bw_{ln.target}({', '.join(args)}):\n    return {_stage_code(expr)}")
+        backward_rows.append(f"    ({ln.target!r}, bw_{ln.target}, {_tuple(args)}, "
+                             f"{ln.node.name!r}, {line}),")
+    tables = ["FORWARD = [", *forward_rows, "]", "BACKWARD = [", *backward_rows, "]",
+              f"DIMS = {_tuple(g.dims)}", f"LOSS = {g.nodes[g.loss].name!r}",
+              "PARAMS = {" + ", ".join(f"{t.pyname!r}: {_tuple(t.shape)}" for t in g.tensors
+                                      if t.role == "param") + "}"]
+    parts.append("\n".join(tables))
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _stage_code(expr: sp.Expr) -> str:
+    """A stage's expression; a constant still gives an array, so that it can be perturbed."""
+    code = to_code(expr)
+    return code if expr.free_symbols else f"np.asarray({code}, dtype=float)"
+

@@ -34,6 +34,8 @@ import numpy as np
 
 __all__ = [
     "ABS_FLOOR",
+    "off_kinks",
+    "relative_error",
     "GradCheckReport",
     "GradCheckRow",
     "check_grads",
@@ -346,7 +348,9 @@ def numeric_grad(
     return (f_plus - f_minus) / float(x_plus - x_minus)
 
 
-def _off_kinks(params: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+def off_kinks(params: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """Float64 copies of ``params``, an all-zero one (a bias) replaced by small random
+    values: at exact zeros relu and max networks sit on their kinks."""
     rng = np.random.default_rng(seed + 7919)
     out = {}
     for name in sorted(params):
@@ -357,7 +361,8 @@ def _off_kinks(params: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndar
     return out
 
 
-def _rel_err(analytic: float, numeric: float, abs_floor: float) -> float:
+def relative_error(analytic: float, numeric: float, abs_floor: float) -> float:
+    """|a - n| / max(|a|, |n|), or 0 within ``abs_floor`` (rounding noise) of agreement."""
     scale = max(abs(analytic), abs(numeric))
     # A difference within the central difference's own rounding noise says nothing about
     # the gradient: count it as agreement (see ABS_FLOOR and check_grads).
@@ -466,7 +471,7 @@ def check_grads(
     grad_inputs = tuple(getattr(module, "GRAD_INPUTS", ()))
 
     if params is None:
-        params = _off_kinks(module.init_params(seed=seed), seed)
+        params = off_kinks(module.init_params(seed=seed), seed)
     if inputs is None:
         inputs = sample_inputs(module, seed=seed)
     # Private float64 copies: we perturb them in place.
@@ -567,7 +572,7 @@ def _check_tensor(
             if bad_fd is None:
                 bad_fd = idx
             continue
-        rel = _rel_err(a, n, abs_floor)
+        rel = relative_error(a, n, abs_floor)
         if worst is None or rel > max_rel:
             max_rel, worst, worst_pair = rel, idx, (a, n)
         max_abs = max(max_abs, abs(a - n))

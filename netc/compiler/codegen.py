@@ -115,6 +115,28 @@ def _shape_text(shape) -> str:
     return fmt(shape)
 
 
+def _tuple_code(shape) -> str:
+    """A shape as a Python tuple expression: symbolic dims are the bound variables."""
+    items = [d if isinstance(d, str) else repr(d) for d in shape]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+def _wrap_condition(conditions: list[str], indent: int = 4) -> str:
+    """``if a or b or ...:``, continued on further lines (inside parentheses) if long."""
+    line = " " * indent + "if " + " or ".join(conditions) + ":"
+    if len(line) <= WIDTH:
+        return line
+    lines, cur = [], " " * indent + "if ("
+    for i, c in enumerate(conditions):
+        piece = c + (" or" if i < len(conditions) - 1 else "):")
+        if len(cur) + len(piece) + 1 > WIDTH and cur.strip() not in ("if (", "or"):
+            lines.append(cur.rstrip())
+            cur = " " * (indent + 8)
+        cur += piece + " "
+    lines.append(cur.rstrip())
+    return "\n".join(lines)
+
+
 def _tuple(items) -> str:
     """Python source of a tuple: ``()``, ``(3,)``, ``(2, 3)``."""
     items = [repr(i) for i in items]
@@ -195,7 +217,11 @@ class _Module:
                 "TRAINABLE = " + _tuple(t.name for t in params if t.trainable),
                 "GRAD_INPUTS = " + _tuple(t.name for t in data
                                           if t.role == "input" and t.wants_grad),
-                f"LAYOUT = {g.layout!r}"]
+                f"LAYOUT = {g.layout!r}",
+                "# the same by Python name, for the argument checks",
+                "SHAPES = {" + ", ".join(f"{t.pyname!r}: {_tuple(t.shape)}"
+                                         for t in g.tensors) + "}",
+                "INTEGER = " + _tuple(t.pyname for t in g.tensors if t.dtype == "int")]
         return "\n".join(_wrap(r) for r in rows)
 
     def _helpers(self) -> str:
@@ -208,6 +234,10 @@ class _Module:
         exprs += [_helper_body(f) for f in called]
         used = {type(f) for e in exprs for f in e.atoms(sp.Function)}
         out = [_fn_helper(f) for f in called]
+        if any(t.role == "param" for t in self.g.tensors):
+            out.append(helpers.source(helpers.missing_param))
+        if self.g.tensors:
+            out.append(helpers.source(helpers.shape_mismatch))
         seen = set()
         for cls, helper in HELPERS:
             if cls in used and helper not in seen:
@@ -230,9 +260,11 @@ class _Module:
         lines = [f"def forward(params, {', '.join(args)}):" if args else
                  "def forward(params):",
                  '    """Loss and the cache backward() needs."""']
-        body, used = self._staged_lines(None)
-        lines += self._unpack_params(used)
-        lines += self._bind_dims(used | set(self.cache_names))
+        body, _ = self._staged_lines(None)
+        params = {t.pyname for t in g.tensors if t.role == "param"}
+        lines += self._unpack_params(params)
+        lines += self._bind_dims({d for d, _, _ in g.dims})
+        lines += self._guard([t for t in g.tensors])
         lines += body
         cache = ", ".join(f"{c!r}: {c}" for c in self.cache_names)
         lines.append(_wrap(f"    cache = {{{cache}}}", indent=8))
@@ -240,8 +272,23 @@ class _Module:
         return "\n".join(lines)
 
     def _unpack_params(self, used: set[str]) -> list[str]:
-        return [f"    {t.pyname} = params[{t.name!r}]" for t in self.g.tensors
-                if t.role == "param" and t.pyname in used]
+        names = [t.name for t in self.g.tensors if t.role == "param" and t.pyname in used]
+        if not names:
+            return []
+        guard = ["    if not PARAMS.keys() <= params.keys():",
+                 f"        raise ValueError(missing_param(params, {_tuple(names)}))"]
+        return guard + [f"    {t.pyname} = params[{t.name!r}]" for t in self.g.tensors
+                        if t.role == "param" and t.pyname in used]
+
+    def _guard(self, tensors) -> list[str]:
+        """One comparison of every argument's shape with the spec's, before any NumPy
+        broadcasting can quietly do the wrong thing; a helper explains a mismatch."""
+        if not tensors:
+            return []
+        tests = [f"{t.pyname}.shape != {_tuple_code(t.shape)}" for t in tensors]
+        tests += [f"{t.pyname}.dtype.kind not in 'iu'" for t in tensors if t.dtype == "int"]
+        return [_wrap_condition(tests),
+                "        raise ValueError(shape_mismatch(SHAPES, locals(), INTEGER))"]
 
     def _bind_dims(self, used: set[str]) -> list[str]:
         return [_line(f"{d} = {t}.shape[{axis}]", f"{d}: dim {axis} of {t}")
@@ -290,11 +337,13 @@ class _Module:
         result = self.value(g.output)
         body, used = self._staged_lines(_ancestors(g, g.output))
         used |= {s.name for s in result.free_symbols}
+        checked = [t for t in g.tensors if t.pyname in used and t.role != "target"]
+        dims = {d for d, t, _ in g.dims if t in {c.pyname for c in checked}}
         return "\n".join([
             f"def predict(params, {', '.join(args)}):" if args else "def predict(params):",
             f'    """The network\'s output before the loss: {out.label}."""',
-            *self._unpack_params(used), *self._bind_dims(used), *body,
-            f"    return {to_code(result)}"])
+            *self._unpack_params(used), *self._bind_dims(used | dims),
+            *self._guard(checked), *body, f"    return {to_code(result)}"])
 
 
 def _ancestors(g: Graph, node_id: int) -> set[int]:

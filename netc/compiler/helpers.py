@@ -85,6 +85,36 @@ def erf(x):
     return r.reshape(x.shape).astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
 
 
+def missing_param(params, names):
+    """The message for params that lack one of ``names`` (the generated code's guard)."""
+    absent = [n for n in names if n not in params]
+    return f"params is missing {', '.join(map(repr, absent))} (expected {', '.join(names)})"
+
+
+def shape_mismatch(declared, arrays, integer=()):
+    """The message for the first argument whose shape (or dtype) is not the declared one.
+
+    ``declared`` maps names to shapes whose str entries are symbolic dims, bound by the
+    first argument that has them; ``integer`` names the arguments that hold class indices.
+    """
+    dims = {}
+    for name, shape in declared.items():
+        if name not in arrays:  # predict() takes no targets
+            continue
+        got = np.shape(arrays[name])
+        if len(got) == len(shape):
+            for d, g in zip(shape, got, strict=True):
+                if isinstance(d, str):
+                    dims.setdefault(d, g)
+        want = tuple(dims.get(d, d) if isinstance(d, str) else d for d in shape)
+        if got != want:
+            spec = "[" + ", ".join(map(str, shape)) + "]"
+            return f"{name} has shape {got}, but the spec declares {spec}, i.e. {want} here"
+        if name in integer and np.asarray(arrays[name]).dtype.kind not in "iu":
+            return f"{name} holds class indices and must be integers, not {arrays[name].dtype}"
+    return "the arguments' shapes do not match the spec"
+
+
 def source(fn) -> str:
     """The source of one of these helpers, to paste into a generated module."""
     return inspect.getsource(fn).rstrip()

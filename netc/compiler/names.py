@@ -11,6 +11,7 @@ GENERATED = frozenset({
     "np", "numpy", "params", "cache", "grads", "rng", "seed", "forward", "backward",
     "predict", "init_params", "PARAMS", "INPUTS", "TARGETS", "TRAINABLE", "GRAD_INPUTS",
     "DIMS", "LAYOUT", "softmax", "log_softmax", "logsumexp", "erf", "one_hot",
+    "SHAPES", "INTEGER", "missing_param", "shape_mismatch",
 })
 
 

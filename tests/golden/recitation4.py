@@ -22,10 +22,41 @@ TARGETS = {'y': ('onehot', 1)}
 TRAINABLE = ('W1', 'W2', 'W3')
 GRAD_INPUTS = ()
 LAYOUT = 'torch'
+# the same by Python name, for the argument checks
+SHAPES = {'x': ('n', 10), 'y': ('n', 4), 'W1': (8, 10), 'W2': (6, 8), 'W3': (4, 6)}
+INTEGER = ()
 
 def sigmoid(z):
     """sigmoid(z) = (1 + tanh(z / 2)) / 2"""
     return 1 / 2 + np.tanh(z / 2) / 2
+
+def missing_param(params, names):
+    """The message for params that lack one of ``names`` (the generated code's guard)."""
+    absent = [n for n in names if n not in params]
+    return f"params is missing {', '.join(map(repr, absent))} (expected {', '.join(names)})"
+
+def shape_mismatch(declared, arrays, integer=()):
+    """The message for the first argument whose shape (or dtype) is not the declared one.
+
+    ``declared`` maps names to shapes whose str entries are symbolic dims, bound by the
+    first argument that has them; ``integer`` names the arguments that hold class indices.
+    """
+    dims = {}
+    for name, shape in declared.items():
+        if name not in arrays:  # predict() takes no targets
+            continue
+        got = np.shape(arrays[name])
+        if len(got) == len(shape):
+            for d, g in zip(shape, got, strict=True):
+                if isinstance(d, str):
+                    dims.setdefault(d, g)
+        want = tuple(dims.get(d, d) if isinstance(d, str) else d for d in shape)
+        if got != want:
+            spec = "[" + ", ".join(map(str, shape)) + "]"
+            return f"{name} has shape {got}, but the spec declares {spec}, i.e. {want} here"
+        if name in integer and np.asarray(arrays[name]).dtype.kind not in "iu":
+            return f"{name} holds class indices and must be integers, not {arrays[name].dtype}"
+    return "the arguments' shapes do not match the spec"
 
 def softmax(a, axis):
     """exp(a) / sum(exp(a)) along axis, shifted by the max so that exp cannot overflow."""
@@ -48,9 +79,15 @@ def init_params(seed=0):
 
 def forward(params, x, y):
     """Loss and the cache backward() needs."""
+    if not PARAMS.keys() <= params.keys():
+        raise ValueError(missing_param(params, ('W1', 'W2', 'W3')))
     W1 = params['W1']
     W2 = params['W2']
     W3 = params['W3']
+    n = x.shape[0]                          # n: dim 0 of x
+    if (x.shape != (n, 10) or y.shape != (n, 4) or W1.shape != (8, 10) or W2.shape != (6, 8) or
+            W3.shape != (4, 6)):
+        raise ValueError(shape_mismatch(SHAPES, locals(), INTEGER))
     z1 = x @ W1.T                           # [n, 8] z1 = x W1^T  (line 8)
     h1 = sigmoid(z1)                        # [n, 8] h1 = sigmoid(z1)  (line 8)
     z2 = h1 @ W2.T                          # [n, 6] z2 = h1 W2^T  (line 8)
@@ -82,9 +119,14 @@ def backward(cache):
 
 def predict(params, x):
     """The network's output before the loss: softmax(o)."""
+    if not PARAMS.keys() <= params.keys():
+        raise ValueError(missing_param(params, ('W1', 'W2', 'W3')))
     W1 = params['W1']
     W2 = params['W2']
     W3 = params['W3']
+    n = x.shape[0]                          # n: dim 0 of x
+    if x.shape != (n, 10) or W1.shape != (8, 10) or W2.shape != (6, 8) or W3.shape != (4, 6):
+        raise ValueError(shape_mismatch(SHAPES, locals(), INTEGER))
     z1 = x @ W1.T                           # [n, 8] z1 = x W1^T  (line 8)
     h1 = sigmoid(z1)                        # [n, 8] h1 = sigmoid(z1)  (line 8)
     z2 = h1 @ W2.T                          # [n, 6] z2 = h1 W2^T  (line 8)

@@ -26,10 +26,41 @@ TARGETS = {'y': ('real',)}
 TRAINABLE = ('W_1', 'b_1', 'W_2', 'b_2')
 GRAD_INPUTS = ()
 LAYOUT = 'rows'
+# the same by Python name, for the argument checks
+SHAPES = {'X': ('m', 2), 'y': ('m', 1), 'W_1': (2, 3), 'b_1': (1, 3), 'W_2': (3, 1), 'b_2': (1, 1)}
+INTEGER = ()
 
 def sigmoid(z):
     """sigmoid(z) = (1 + tanh(z / 2)) / 2"""
     return 1 / 2 + np.tanh(z / 2) / 2
+
+def missing_param(params, names):
+    """The message for params that lack one of ``names`` (the generated code's guard)."""
+    absent = [n for n in names if n not in params]
+    return f"params is missing {', '.join(map(repr, absent))} (expected {', '.join(names)})"
+
+def shape_mismatch(declared, arrays, integer=()):
+    """The message for the first argument whose shape (or dtype) is not the declared one.
+
+    ``declared`` maps names to shapes whose str entries are symbolic dims, bound by the
+    first argument that has them; ``integer`` names the arguments that hold class indices.
+    """
+    dims = {}
+    for name, shape in declared.items():
+        if name not in arrays:  # predict() takes no targets
+            continue
+        got = np.shape(arrays[name])
+        if len(got) == len(shape):
+            for d, g in zip(shape, got, strict=True):
+                if isinstance(d, str):
+                    dims.setdefault(d, g)
+        want = tuple(dims.get(d, d) if isinstance(d, str) else d for d in shape)
+        if got != want:
+            spec = "[" + ", ".join(map(str, shape)) + "]"
+            return f"{name} has shape {got}, but the spec declares {spec}, i.e. {want} here"
+        if name in integer and np.asarray(arrays[name]).dtype.kind not in "iu":
+            return f"{name} holds class indices and must be integers, not {arrays[name].dtype}"
+    return "the arguments' shapes do not match the spec"
 
 def init_params(seed=0):
     """Initial values: the spec's where it gives them, random otherwise."""
@@ -43,11 +74,16 @@ def init_params(seed=0):
 
 def forward(params, X, y):
     """Loss and the cache backward() needs."""
+    if not PARAMS.keys() <= params.keys():
+        raise ValueError(missing_param(params, ('W_1', 'b_1', 'W_2', 'b_2')))
     W_1 = params['W_1']
     b_1 = params['b_1']
     W_2 = params['W_2']
     b_2 = params['b_2']
     m = X.shape[0]                          # m: dim 0 of X
+    if (X.shape != (m, 2) or y.shape != (m, 1) or W_1.shape != (2, 3) or b_1.shape != (1, 3) or
+            W_2.shape != (3, 1) or b_2.shape != (1, 1)):
+        raise ValueError(shape_mismatch(SHAPES, locals(), INTEGER))
     Z_1 = X @ W_1 + b_1                     # [m, 3] Z_1 = X @ W_1 + b_1  (line 9)
     A_1 = sigmoid(Z_1)                      # [m, 3] A_1 = sigmoid(Z_1)  (line 10)
     Z_2 = A_1 @ W_2 + b_2                   # [m, 1] Z_2 = A_1 @ W_2 + b_2  (line 11)
@@ -75,10 +111,16 @@ def backward(cache):
 
 def predict(params, X):
     """The network's output before the loss: A_1 @ W_2 + b_2."""
+    if not PARAMS.keys() <= params.keys():
+        raise ValueError(missing_param(params, ('W_1', 'b_1', 'W_2', 'b_2')))
     W_1 = params['W_1']
     b_1 = params['b_1']
     W_2 = params['W_2']
     b_2 = params['b_2']
+    m = X.shape[0]                          # m: dim 0 of X
+    if (X.shape != (m, 2) or W_1.shape != (2, 3) or b_1.shape != (1, 3) or W_2.shape != (3, 1) or
+            b_2.shape != (1, 1)):
+        raise ValueError(shape_mismatch(SHAPES, locals(), INTEGER))
     Z_1 = X @ W_1 + b_1                     # [m, 3] Z_1 = X @ W_1 + b_1  (line 9)
     A_1 = sigmoid(Z_1)                      # [m, 3] A_1 = sigmoid(Z_1)  (line 10)
     Z_2 = A_1 @ W_2 + b_2                   # [m, 1] Z_2 = A_1 @ W_2 + b_2  (line 11)

@@ -10,6 +10,7 @@ inputs. Expressions are always built from the parse tree, never from text.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -120,8 +121,11 @@ _COMPARE = {"<": sp.StrictLessThan, ">": sp.StrictGreaterThan, "<=": sp.LessThan
 
 def number(node: ast.Num) -> sp.Expr:
     """Integers stay exact (so 1/2 is a Rational); other literals are Floats."""
-    if node.text.isdigit():
+    if node.text.isdigit() and len(node.text) <= 18:
         return sp.Integer(int(node.text))
+    if not math.isfinite(node.value):
+        raise NetValueError(f"the number {node.text[:20]} is too large for float64", node.loc,
+                            code="E419")
     return sp.Float(node.value)
 
 
@@ -336,8 +340,8 @@ def define(node: ast.FnDef, fns: dict[str, ElementwiseFn], origin: str,
     derivs, forms = [], []
     for var in symbols:
         d = sp.diff(body, var)
-        if d.has(sp.Derivative, sp.Subs, sp.nan, sp.zoo):
-            raise NetValueError(f"SymPy cannot differentiate '{node.name}' with respect to "
+        if d.has(sp.Derivative, sp.Subs, sp.nan, sp.zoo) or body.has(sp.nan, sp.zoo, sp.I):
+            raise NetValueError(f"SymPy finds no finite derivative of '{node.name}' for "
                                 f"'{var}'", node.loc, code="E402")
         d = _normal_sign(_simplify(_known_forms(d, fns)))
         form = _output_form(body, d, var, out)
@@ -363,6 +367,6 @@ def prelude() -> dict[str, ElementwiseFn]:
     fns: dict[str, ElementwiseFn] = {}
     for stmt in spec.stmts:
         if not isinstance(stmt, ast.FnDef):
-            raise NetValueError("the prelude may only define functions", stmt.loc)
+            raise TypeError(f"prelude.net line {stmt.loc.line}: only functions belong here")
         fns[stmt.name] = define(stmt, fns, "prelude", text)
     return fns

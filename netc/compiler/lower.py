@@ -32,7 +32,7 @@ from netc.compiler.functions import (
     prelude,
 )
 from netc.compiler.ir import Graph, Node, Tensor, placeholder
-from netc.compiler.names import Namer
+from netc.compiler.names import Namer, argument_problem
 from netc.compiler.shapes import Shape, fmt
 
 LAYOUTS = ("rows", "torch", "columns")
@@ -42,6 +42,7 @@ STRUCTURAL = ("softmax", "log_softmax", "sum", "mean", "max", "min", "logsumexp"
               "transpose", "ce", "nll", "hinge")
 LOSSES = ("ce", "nll", "hinge")
 MAX_ERRORS = 20
+MAX_DIM = 10**8  # a larger dim is a typo, not a network
 
 
 def _ref(node_id: int) -> sp.Symbol:
@@ -169,6 +170,11 @@ class _Lowerer:
         if s.name in self.fns or s.name in STRUCTURAL:
             raise NetNameError(f"'{s.name}' is a function name", s.name_loc,
                                "choose another name", code="E207")
+        problem = argument_problem(s.name) if s.role != "param" else None
+        if problem:
+            raise NetNameError(f"{problem}, so it cannot name an {s.role}", s.name_loc,
+                               f"forward() takes {s.role}s by name; try '{s.name}_'",
+                               code="E212")
         allowed = MODIFIERS[s.role]
         for m in s.modifiers:
             if m.name not in allowed:
@@ -189,6 +195,9 @@ class _Lowerer:
                 self.dims.setdefault(d.value, (s.name, axis))
             elif d.value == 0:
                 raise NetShapeError("a dim must be at least 1", d.loc, code="E304")
+            elif d.value > MAX_DIM:
+                raise NetShapeError(f"dim {d.value} is larger than netc allows ({MAX_DIM})",
+                                    d.loc, code="E316")
             shape.append(d.value)
         if s.init is not None:
             self._check_init(s, tuple(shape))
@@ -200,10 +209,7 @@ class _Lowerer:
         self.env[s.name] = node
 
     def _check_init(self, s: ast.TensorDecl, shape: Shape) -> None:
-        init = s.init
-        if s.role != "param":
-            raise NetValueError(f"only params take initial values, not {s.role}s", init.loc,
-                                code="E406")
+        init = s.init  # the grammar gives initial values to params only
         if isinstance(init, ast.InitArray):
             found = _literal_shape(init.values)
             if found is None:
@@ -454,6 +460,9 @@ class _Lowerer:
         if isinstance(v, int):
             return self._rename(v, base, loc) if final else v
         refs = v.refs
+        if v.expr.has(sp.I, sp.zoo, sp.oo, -sp.oo, sp.nan):
+            raise NetValueError(f"'{label}' has a constant that is not a real number", loc,
+                                code="E413")
         if not refs:
             value = v.expr
             if not value.is_number or not value.is_real:

@@ -11,7 +11,7 @@ GENERATED = frozenset({
     "np", "numpy", "params", "cache", "grads", "rng", "seed", "forward", "backward",
     "predict", "init_params", "PARAMS", "INPUTS", "TARGETS", "TRAINABLE", "GRAD_INPUTS",
     "DIMS", "LAYOUT", "softmax", "log_softmax", "logsumexp", "erf", "one_hot",
-    "SHAPES", "INTEGER", "missing_param", "shape_mismatch",
+    "SHAPES", "INTEGER", "missing_param", "shape_mismatch", "locals",
 })
 
 
@@ -19,6 +19,22 @@ def is_reserved(name: str) -> bool:
     return (keyword.iskeyword(name) or keyword.issoftkeyword(name)
             or name in GENERATED or hasattr(builtins, name)
             or (name.startswith("__") and name.endswith("__")))
+
+
+def argument_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a keyword argument of forward() and predict(), or None.
+
+    Inputs and targets are passed by their spec names, so they cannot be renamed the way
+    other values are; a Python keyword, a dunder name or a name the generated code uses
+    itself is refused instead.
+    """
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return f"'{name}' is a Python keyword"
+    if name.startswith("__") and name.endswith("__"):
+        return f"'{name}' is a Python special name"
+    if name in GENERATED:
+        return f"the generated module uses the name '{name}' itself"
+    return None
 
 
 class Namer:

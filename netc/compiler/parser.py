@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from importlib import resources
 
@@ -13,6 +14,9 @@ from netc.compiler import ast
 from netc.compiler.errors import Loc, NetSyntaxError
 
 MAX_NESTING = 100  # brackets deeper than this are refused before they can exhaust the stack
+# control characters other than tab and newline: a NUL in a comment would make the
+# generated module (which quotes the spec) unimportable
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029\x85]")
 
 _READABLE = {
     "NAME": "a name",
@@ -276,6 +280,12 @@ def _expected(tokens) -> str:
 
 def parse(text: str, filename: str = "<spec>") -> ast.Spec:
     """Parse spec text into an :class:`ast.Spec`; syntax problems raise NetSyntaxError."""
+    bad = _CONTROL.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise NetSyntaxError(f"control character {bad.group()!r} in the spec",
+                             Loc.point(line, col), "a spec is plain text", code="E106")
     if not text.endswith("\n"):
         text += "\n"
     try:
@@ -290,13 +300,13 @@ def parse(text: str, filename: str = "<spec>") -> ast.Spec:
         if tok.type == "$END":
             raise NetSyntaxError("unexpected end of file",
                                  Loc.point(tok.line or 1, tok.column or 1),
-                                 f"expected {_expected(e.expected)}") from None
+                                 f"expected {_expected(e.expected)}", code="E101") from None
         shown = "end of line" if tok.type == "_NL" else repr(str(tok))
         raise NetSyntaxError(f"unexpected {shown}", _tok_loc(tok),
-                             f"expected {_expected(e.expected)}") from None
+                             f"expected {_expected(e.expected)}", code="E101") from None
     except lark.exceptions.UnexpectedEOF as e:
         raise NetSyntaxError("unexpected end of file", Loc.point(1, 1),
-                             f"expected {_expected(e.expected)}") from None
+                             f"expected {_expected(e.expected)}", code="E101") from None
     try:
         stmts = _ToAst().transform(tree)
     except lark.exceptions.VisitError as e:

@@ -170,6 +170,9 @@ class _Lowerer:
         if s.name in self.fns or s.name in STRUCTURAL:
             raise NetNameError(f"'{s.name}' is a function name", s.name_loc,
                                "choose another name", code="E207")
+        if s.name in self.dims:
+            raise NetNameError(f"'{s.name}' is already a dim (of {self.dims[s.name][0]})",
+                               s.name_loc, code="E208")
         problem = argument_problem(s.name) if s.role != "param" else None
         if problem:
             raise NetNameError(f"{problem}, so it cannot name an {s.role}", s.name_loc,
@@ -202,7 +205,9 @@ class _Lowerer:
         if s.init is not None:
             self._check_init(s, tuple(shape))
         self.decls[s.name] = s
-        self.pynames[s.name] = self.namer.claim(s.name)
+        # inputs and targets are forward()'s keyword arguments: they keep their names
+        self.pynames[s.name] = (self.namer.claim(s.name) if s.role == "param"
+                                else self.namer.claim_exact(s.name))
         node = self._add("param" if s.role == "param" else s.role, (), tuple(shape),
                          self.pynames[s.name], s.name_loc, s.name, named=True,
                          tensor=s.name)

@@ -11,7 +11,7 @@ GENERATED = frozenset({
     "np", "numpy", "params", "cache", "grads", "rng", "seed", "forward", "backward",
     "predict", "init_params", "PARAMS", "INPUTS", "TARGETS", "TRAINABLE", "GRAD_INPUTS",
     "DIMS", "LAYOUT", "softmax", "log_softmax", "logsumexp", "erf", "one_hot",
-    "SHAPES", "INTEGER", "missing_param", "shape_mismatch", "locals",
+    "SHAPES", "INTEGER", "missing_param", "shape_mismatch", "locals", "ValueError",
 })
 
 
@@ -53,6 +53,13 @@ class Namer:
         while f"{base}_{k}" in self.taken or is_reserved(f"{base}_{k}"):
             k += 1
         name = f"{base}_{k}"
+        self.taken.add(name)
+        return name
+
+    def claim_exact(self, name: str) -> str:
+        """``name`` itself (an argument name the caller passes by keyword), or ValueError."""
+        if name in self.taken:
+            raise ValueError(f"{name!r} is taken")
         self.taken.add(name)
         return name
 

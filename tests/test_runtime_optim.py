@@ -1,0 +1,97 @@
+"""The optimisers against PyTorch's, step by step, on a fixed least-squares problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from netc.runtime.optim import SGD, Adam, Momentum, make_optimizer
+
+STEPS = 60
+
+
+def _problem():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(5, 3))
+    c = rng.normal(size=(5, 4))
+    w0 = rng.normal(size=(3, 4))
+    b0 = rng.normal(size=(4,))
+
+    def grads(w: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+        r = a @ w + b - c  # loss = sum(r^2) / 2 + sum(tanh(w))
+        return {"w": a.T @ r + (1 - np.tanh(w) ** 2), "b": r.sum(axis=0)}
+
+    return w0, b0, grads
+
+
+CASES = [
+    ("sgd", {}, 0.05, 0.0),
+    ("sgd", {}, 0.05, 0.1),
+    ("momentum", {"momentum": 0.9}, 0.01, 0.0),
+    ("momentum", {"momentum": 0.5}, 0.01, 0.05),
+    ("adam", {}, 0.05, 0.0),
+    ("adam", {}, 0.05, 0.1),
+]
+
+
+@pytest.mark.parametrize(("name", "extra", "lr", "wd"), CASES)
+def test_matches_pytorch(name, extra, lr, wd):
+    torch = pytest.importorskip("torch")
+    w0, b0, grads = _problem()
+    ours = make_optimizer(name, lr, weight_decay=wd, **extra)
+    params = {"w": w0.copy(), "b": b0.copy()}
+    tw = torch.tensor(w0, dtype=torch.float64, requires_grad=True)
+    tb = torch.tensor(b0, dtype=torch.float64, requires_grad=True)
+    if name == "adam":
+        theirs = torch.optim.Adam([tw, tb], lr=lr, weight_decay=wd)
+    else:
+        theirs = torch.optim.SGD([tw, tb], lr=lr, weight_decay=wd, **extra)
+    for _ in range(STEPS):
+        ours.step(params, grads(params["w"], params["b"]))
+        g = grads(tw.detach().numpy(), tb.detach().numpy())
+        tw.grad, tb.grad = torch.from_numpy(g["w"]), torch.from_numpy(g["b"])
+        theirs.step()
+        np.testing.assert_allclose(params["w"], tw.detach().numpy(), rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(params["b"], tb.detach().numpy(), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_state_round_trip_continues_identically(name):
+    w0, b0, grads = _problem()
+    straight = make_optimizer(name, 0.01)
+    p1 = {"w": w0, "b": b0}
+    for _ in range(10):
+        straight.step(p1, grads(p1["w"], p1["b"]))
+
+    first = make_optimizer(name, 0.01)
+    p2 = {"w": w0, "b": b0}
+    for _ in range(4):
+        first.step(p2, grads(p2["w"], p2["b"]))
+    state = {k: np.array(v) for k, v in first.state().items()}
+    second = make_optimizer(name, 0.01)
+    second.load_state(state)
+    for _ in range(6):
+        second.step(p2, grads(p2["w"], p2["b"]))
+    for k in p1:
+        assert np.array_equal(p1[k], p2[k])
+
+
+def test_updates_do_not_write_into_the_callers_arrays():
+    w = np.ones((2, 2))
+    params = {"w": w}
+    for opt in (SGD(0.1), Momentum(0.1), Adam(0.1)):
+        opt.step(params, {"w": np.ones((2, 2))})
+    assert np.array_equal(w, np.ones((2, 2)))
+    assert not np.array_equal(params["w"], w)
+
+
+def test_only_named_params_move():
+    params = {"a": np.zeros(2), "b": np.zeros(2)}
+    SGD(1.0).step(params, {"a": np.ones(2), "b": np.ones(2)}, names=["a"])
+    assert params["a"].tolist() == [-1, -1]
+    assert params["b"].tolist() == [0, 0]
+
+
+def test_unknown_optimizer():
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        make_optimizer("rmsprop", 0.1)

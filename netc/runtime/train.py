@@ -1,0 +1,770 @@
+"""Training: mini-batch gradient descent with the generated module doing the maths.
+
+:func:`train` runs ``forward``, ``backward`` and an optimiser step per batch, logs a
+history, stops on the first NaN or infinity (keeping the last good params), and, given
+a run directory, writes the params, the history, plots and checkpoints there;
+:func:`resume` continues a run from its last checkpoint. The same spec, data, seed and
+settings give the same numbers, bit for bit, interrupted and resumed or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from netc.compiler.errors import NetError
+from netc.runtime import runs
+from netc.runtime.data import Dataset, data_error, read_data, spec_layout
+from netc.runtime.metrics import Metrics, count_correct, evaluate
+from netc.runtime.optim import OPTIMIZERS, Optimizer, make_optimizer
+from netc.runtime.runs import History
+
+__all__ = ["NetTrainError", "TrainResult", "load_net", "resume", "train"]
+
+DEFAULT_BATCH = 32
+DEFAULT_EPOCHS = 100
+DEFAULT_LR = 1e-2
+DEFAULT_OPTIMIZER = "adam"
+DEFAULT_CHECKPOINT = 1000
+HISTORY_POINTS = 200  # rows in history.csv, about
+
+
+class NetTrainError(NetError):
+    """A training option or run directory that cannot be used."""
+
+    code = "E701"
+
+
+def _fail(message: str, code: str = "E701", hint: str | None = None,
+          path: str | os.PathLike | None = None) -> NetTrainError:
+    """A :class:`NetTrainError`; ``path`` (a run directory) is what the CLI prints first."""
+    err = NetTrainError(message, hint=hint, code=code)
+    err.path = None if path is None else str(path)
+    return err
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns; unpacks as ``history, params = netc.train(...)``.
+
+    Attributes:
+        history: Logged rows: step, epoch, loss (and accuracy, val_loss, val_accuracy).
+        params: The final params (the last good ones when training diverged).
+        status: ``"done"``, ``"interrupted"`` or ``"diverged"``.
+        step: Steps taken (the params are those after this many updates).
+        total_steps: Steps asked for.
+        message: Why training stopped early, if it did.
+        run_dir: The run directory, when there is one.
+        final: Loss and accuracy of the final params on the training data and the
+            held-out split (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``).
+        files: Name -> path of what was written (params, history, plots, ...).
+        notes: Remarks for the user (e.g. how to get plots without matplotlib).
+        elapsed: Seconds spent training.
+    """
+
+    history: History
+    params: dict[str, np.ndarray]
+    status: str
+    step: int
+    total_steps: int
+    message: str = ""
+    run_dir: Path | None = None
+    final: dict[str, float | None] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.history, self.params))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _spec_text(net: ModuleType) -> str | None:
+    """The spec quoted in a generated module's docstring."""
+    doc = net.__doc__ or ""
+    marker = "The spec:\n"
+    if marker not in doc:
+        return None
+    lines = doc.split(marker, 1)[1].splitlines()
+    body = [ln[4:] if ln.startswith("    ") else ln.strip() for ln in lines]
+    return "\n".join(body).strip("\n") + "\n"
+
+
+def load_net(spec: str | os.PathLike) -> tuple[ModuleType, str, str]:
+    """Compile the spec at ``spec``: ``(module, spec text, module source)``."""
+    from netc.compiler import compile_spec
+    from netc.runtime.loader import load_source
+
+    path = Path(spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NetError(f"no such file: {spec}", code="E001") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise NetError(f"cannot read {spec}: {e}", code="E002") from None
+    source = compile_spec(text, str(spec))
+    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
+    return load_source(source, stem), text, source
+
+
+def _module_source(net: ModuleType) -> str | None:
+    path = getattr(net, "__file__", None)
+    try:
+        return Path(path).read_text(encoding="utf-8") if path else None
+    except OSError:
+        return None
+
+
+def _is_classifier(net: ModuleType) -> bool:
+    return spec_layout(net).classifier_target() is not None
+
+
+def _finite_problem(name: str, value: Any, what: str) -> str | None:
+    a = np.asarray(value)
+    if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+        kind = "NaN" if np.any(np.isnan(a)) else "infinite"
+        return f"{what} {name} is {kind}" if a.ndim == 0 else f"{what} {name} has {kind} values"
+    return None
+
+
+def _forward_order(net: ModuleType) -> list[str]:
+    """Names assigned in ``net.forward``, in the order the generated code computes them."""
+    try:
+        lines = inspect.getsource(net.forward).splitlines()
+    except (OSError, TypeError):
+        return []
+    return [m[1] for ln in lines if (m := re.match(r"\s+(\w+) = ", ln))]
+
+
+def _bad_forward_values(net: ModuleType, cache: Any) -> list[str]:
+    """The cached forward values that are NaN or infinite, first computed first."""
+    if not isinstance(cache, Mapping):
+        return []
+    bad = [k for k, v in cache.items()
+           if isinstance(v, np.ndarray | float) and np.asarray(v).dtype.kind == "f"
+           and not np.all(np.isfinite(v))]
+    order = {k: i for i, k in enumerate(_forward_order(net))}
+    return sorted(bad, key=lambda k: order.get(k, len(order)))
+
+
+@contextlib.contextmanager
+def _sigint_requests() -> Iterator[dict[str, bool]]:
+    """While active, a first Ctrl-C only sets ``flag["stop"]``; a second one interrupts."""
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _snapshot_steps(total: int) -> list[int]:
+    """Steps at which the decision boundary is drawn (as seed 003: 0, 5, 20, 100, 1000...)."""
+    steps = [s for s in (0, 5, 20, 100, 1000, 10000, 100000) if s < total][:5]
+    return steps + [total]
+
+
+def _progress_bar(total: int, initial: int, show: bool, desc: str) -> Any:
+    if not show:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is a dependency; a broken install only loses the bar
+        return None
+    return tqdm(total=total, initial=initial, unit="step", desc=desc, dynamic_ncols=True,
+                leave=False, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+class _Trainer:
+    """The state of one training run, one step at a time."""
+
+    def __init__(self, net: ModuleType, data: Dataset, val: Dataset | None, *,
+                 params: dict[str, np.ndarray], opt: Optimizer, batch_size: int, total: int,
+                 seed: int, log_every: int, checkpoint_every: int, run_dir: Path | None,
+                 snapshots: Sequence[int] = (), config: dict[str, Any] | None = None) -> None:
+        self.net, self.data, self.val, self.opt = net, data, val, opt
+        self.layout = spec_layout(net)
+        self.target = self.layout.classifier_target()
+        self.params = params
+        self.batch_size = batch_size
+        self.total = total
+        self.seed = seed
+        self.log_every = log_every
+        self.checkpoint_every = checkpoint_every
+        self.run_dir = run_dir
+        self.config = config or {}
+        self.trainable = tuple(net.TRAINABLE)
+        self.per_epoch = max(1, math.ceil(data.n / batch_size))
+        columns = ["step", "epoch", "loss"]
+        if self.target:
+            columns.append("accuracy")
+        if val is not None:
+            columns += ["val_loss"] + (["val_accuracy"] if self.target else [])
+        self.history = History(columns)
+        self.step = 0
+        self.kept = 0  # the step whose params training kept when it stopped on a NaN
+        self.prev: dict[str, np.ndarray] | None = None  # params at the last good step's start
+        self.acc = np.zeros(4)  # weighted loss, examples, correct, counted since the last row
+        self.snapshot_steps = list(snapshots)
+        self.snapshots: dict[int, tuple[dict[str, np.ndarray], float]] = {}
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    # ----------------------------------------------------------------- batches
+
+    def batch_indices(self, step: int) -> np.ndarray:
+        """Examples of 1-based ``step``: epoch ``(step-1) // per_epoch``, shuffled by seed."""
+        epoch, j = divmod(step - 1, self.per_epoch)
+        if self.batch_size >= self.data.n:
+            return np.arange(self.data.n)
+        if self._perm is None or self._perm[0] != epoch:
+            rng = np.random.default_rng([self.seed, 2, epoch])
+            self._perm = (epoch, rng.permutation(self.data.n))
+        return self._perm[1][j * self.batch_size:(j + 1) * self.batch_size]
+
+    # ----------------------------------------------------------------- one step
+
+    def run_step(self) -> str | None:
+        """Take one step; when a value goes bad, return a message and keep the last good
+        params: the last ones whose loss and gradients were finite."""
+        t = self.step + 1
+        idx = self.batch_indices(t)
+        batch = self.data.batch(idx)
+        with np.errstate(all="ignore"):
+            loss, cache = self.net.forward(self.params, **batch)
+            loss = float(np.asarray(loss))
+            if not math.isfinite(loss):
+                bad = _bad_forward_values(self.net, cache)
+                where = f"; the first bad value in the forward pass: {bad[0]}" if bad else ""
+                return self._went_bad(f"the loss is {'NaN' if math.isnan(loss) else 'infinite'}"
+                                      + where)
+            grads = self.net.backward(cache)
+            for k in self.trainable:
+                problem = _finite_problem(k, grads[k], "the gradient of")
+                if problem:
+                    return self._went_bad(problem)
+            if self.target:
+                out = self.net.predict(self.params, **{k: batch[k] for k in self.layout.inputs})
+                got = count_correct(self.net, out, batch[self.target],
+                                    self.layout.targets[self.target],
+                                    len(self.layout.decls[self.target]))
+            before = dict(self.params)
+            self.opt.step(self.params, grads, self.trainable)
+            for k in self.trainable:
+                problem = _finite_problem(k, self.params[k], "after the update, param")
+                if problem:
+                    self.params.clear()
+                    self.params.update(before)
+                    self.kept = self.step
+                    return problem
+        self.prev = before
+        m = 1 if self.data.stacked else len(idx)
+        self.acc += (loss * m, m, *(got if self.target and got else (0, 0)))
+        self.step = t
+        return None
+
+    def _went_bad(self, problem: str) -> str:
+        """The params at the start of this step gave a bad value: go back one step."""
+        self.kept = self.step
+        if self.prev is not None:
+            self.params.clear()
+            self.params.update(self.prev)
+            self.kept = self.step - 1
+        return problem
+
+    def log_row(self) -> dict[str, float]:
+        loss_sum, n, correct, counted = self.acc
+        row = {"step": self.step, "epoch": self.step / self.per_epoch,
+               "loss": loss_sum / n if n else math.nan}
+        if self.target:
+            row["accuracy"] = correct / counted if counted else math.nan
+        if self.val is not None:
+            m = evaluate(self.net, self.params, self.val, self.batch_size)
+            row["val_loss"] = m.loss
+            if self.target:
+                row["val_accuracy"] = m.accuracy if m.accuracy is not None else math.nan
+        self.history.append(row)
+        self.acc = np.zeros(4)
+        return row
+
+    def snapshot(self) -> None:
+        if self.step in self.snapshot_steps and self.step not in self.snapshots:
+            m = evaluate(self.net, self.params, self.data)
+            self.snapshots[self.step] = (dict(self.params), m.loss)
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def checkpoint_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"meta/step": np.array(self.step), "meta/acc": self.acc}
+        arrays.update({f"param/{k}": v for k, v in self.params.items()})
+        arrays.update({f"opt/{k}": v for k, v in self.opt.state().items()})
+        for s, (p, loss) in self.snapshots.items():
+            arrays[f"snaploss/{s}"] = np.array(loss)
+            arrays.update({f"snap/{s}/{k}": v for k, v in p.items()})
+        return arrays
+
+    def restore(self, arrays: Mapping[str, np.ndarray], history: History) -> None:
+        self.step = int(arrays["meta/step"])
+        self.acc = np.array(arrays["meta/acc"], dtype=np.float64)
+        self.params = {k[6:]: np.array(v) for k, v in arrays.items() if k.startswith("param/")}
+        self.opt.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
+        for key, v in arrays.items():
+            if key.startswith("snaploss/"):
+                s = int(key.split("/")[1])
+                p = {k.split("/", 2)[2]: np.array(a) for k, a in arrays.items()
+                     if k.startswith(f"snap/{s}/")}
+                self.snapshots[s] = (p, float(v))
+        self.history.rows = [r for r in history.rows if r["step"] <= self.step]
+
+    def save_checkpoint(self, status: str) -> None:
+        if self.run_dir is None:
+            return
+        runs.save_npz(self.run_dir / "checkpoint.npz", self.checkpoint_arrays())
+        runs.atomic_write(self.run_dir / "history.csv", self.history.to_csv())
+        self.config.update(status=status, step=self.step)
+        runs.write_json(self.run_dir / "run.json", self.config)
+
+    # ----------------------------------------------------------------- loop
+
+    def run(self, progress: bool, callback: Callable[..., Any] | None,
+            name: str) -> tuple[str, str]:
+        """Train to ``total`` steps: ``(status, message)``."""
+        bar = _progress_bar(self.total, self.step, progress, name)
+        status, message = "done", ""
+        self.snapshot()
+        try:
+            with _sigint_requests() as flag:
+                while self.step < self.total:
+                    problem = self.run_step()
+                    if problem:
+                        status = "diverged"
+                        message = (f"step {self.step + 1} (lr {self.opt.lr:g}): {problem}; "
+                                   f"kept the last good params, those after {self.kept} "
+                                   "steps")
+                        if self.acc[1]:
+                            self.log_row()
+                        break
+                    if self.step % self.log_every == 0 or self.step == self.total:
+                        row = self.log_row()
+                        if bar is not None:
+                            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
+                                             if k not in ("step", "epoch")}, refresh=False)
+                    self.snapshot()
+                    if bar is not None:
+                        bar.update(1)
+                    if callback is not None:
+                        try:
+                            callback(self.step, self.params, self.history)
+                        except KeyboardInterrupt:
+                            flag["stop"] = True
+                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                        self.save_checkpoint("running")
+                    if flag["stop"] and self.step < self.total:
+                        status = "interrupted"
+                        message = f"interrupted at step {self.step} of {self.total}"
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+        return status, message
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _resolve_batch(data: Dataset, batch_size: int | str | None) -> int:
+    if data.stacked:
+        if batch_size not in (None, 1, "1"):
+            raise _fail(f"this spec declares fixed shapes, so each step takes one example; "
+                        f"--batch-size {batch_size} cannot be used", hint="leave --batch-size "
+                        "out, or declare a symbolic batch dim such as x: [n, 3]")
+        return 1
+    if batch_size is None:
+        return min(DEFAULT_BATCH, data.n)
+    if batch_size in ("all", 0, "0"):
+        return data.n
+    try:
+        b = int(batch_size)
+    except (TypeError, ValueError):
+        raise _fail(f"--batch-size must be a positive integer or 'all', not {batch_size!r}"
+                    ) from None
+    if b < 1:
+        raise _fail(f"--batch-size must be at least 1, not {b}")
+    return min(b, data.n)
+
+
+def _resolve_total(steps: int | None, epochs: int | None, per_epoch: int) -> int:
+    if steps is not None and epochs is not None:
+        raise _fail("give --steps or --epochs, not both")
+    if steps is not None:
+        if steps < 1:
+            raise _fail(f"--steps must be at least 1, not {steps}")
+        return int(steps)
+    epochs = DEFAULT_EPOCHS if epochs is None else epochs
+    if epochs < 1:
+        raise _fail(f"--epochs must be at least 1, not {epochs}")
+    return int(epochs) * per_epoch
+
+
+def _check_hyper(lr: float, optimizer: str, momentum: float, weight_decay: float) -> None:
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise _fail(f"the learning rate must be a positive number, not {lr!r}")
+    if optimizer not in OPTIMIZERS:
+        raise _fail(f"unknown optimizer {optimizer!r}", hint=f"use {', '.join(OPTIMIZERS)}")
+    if not 0 <= momentum < 1:
+        raise _fail(f"--momentum must be in [0, 1), not {momentum}")
+    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise _fail(f"--weight-decay must be a non-negative number, not {weight_decay}")
+
+
+def _read_val(net: ModuleType, data: Dataset, val: Any, seed: int,
+              data_options: dict[str, Any]) -> tuple[Dataset, Dataset | None]:
+    if val is None:
+        return data, None
+    if isinstance(val, int | float) or (isinstance(val, str) and _is_fraction(val)):
+        fraction = float(val)
+        if not 0 < fraction < 1:
+            raise _fail(f"--val must be a fraction between 0 and 1 or a data source, not {val}")
+        return data.split(fraction, seed)
+    opts = {k: v for k, v in data_options.items() if k != "seed"}
+    return data, read_data(net, val, seed=seed + 1, **opts)
+
+
+def _is_fraction(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int | None = None,
+          epochs: int | None = None, batch_size: int | str | None = None,
+          lr: float = DEFAULT_LR, optimizer: str = DEFAULT_OPTIMIZER, momentum: float = 0.9,
+          weight_decay: float = 0.0, seed: int = 0, params: Mapping[str, Any] | None = None,
+          val: Any = None, out: str | os.PathLike | None = None, force: bool = False,
+          log_every: int | None = None, checkpoint_every: int | None = DEFAULT_CHECKPOINT,
+          plot: bool = True, plot_boundary: bool = False, progress: bool | None = None,
+          callback: Callable[[int, dict, History], Any] | None = None,
+          toy_size: int | None = None, toy_noise: float | None = None,
+          toy_target: Sequence[float] | None = None, columns: Mapping[str, str] | None = None,
+          command: str | None = None,
+          announce: Callable[[str], Any] | None = None) -> TrainResult:
+    """Train a generated module on ``data``; return the history and the params.
+
+    Each step takes a batch (shuffled each epoch by ``seed``), runs ``forward`` and
+    ``backward`` and updates the params in ``TRAINABLE``. A NaN or infinite loss,
+    gradient or updated param stops training with ``status == "diverged"`` and a
+    message naming the step, the tensor and the learning rate; ``params`` are then the
+    last ones whose loss and gradients were finite. A first Ctrl-C (SIGINT) stops at
+    the end of the current step with ``status == "interrupted"``.
+
+    Args:
+        net: A module from :func:`netc.load`, or the path of a spec.
+        data: ``"toy:NAME"``, an ``.npz`` or ``.csv`` path, a dict of arrays or a
+            :class:`~netc.runtime.data.Dataset` (see :func:`~netc.runtime.data.read_data`);
+            None for a spec without inputs.
+        steps: Updates to make; or ``epochs`` passes over the data (default 100 epochs).
+        batch_size: Examples per step (default 32; ``"all"``: the whole data). A spec
+            without a symbolic batch dim takes one example per step.
+        lr: Learning rate.
+        optimizer: ``"sgd"``, ``"momentum"`` or ``"adam"`` (see :mod:`netc.runtime.optim`).
+        momentum: Momentum of ``"momentum"``.
+        weight_decay: L2 weight decay (added to the gradient, as PyTorch does).
+        seed: Seeds the initial params (``init_params(seed)``), toy data, the held-out
+            split and the shuffling.
+        params: Initial params instead of ``init_params(seed)``.
+        val: A held-out fraction of ``data`` (e.g. 0.2) or a second data source.
+        out: A run directory to write (params.npz, history.csv, loss.png, copies of the
+            spec and module, run.json, checkpoint.npz). None writes nothing.
+        force: Overwrite a run already in ``out``.
+        log_every: Steps per history row (default: about 200 rows in all).
+        checkpoint_every: Steps between checkpoints in ``out`` (0: only at the end).
+        plot: Draw ``loss.png`` (needs matplotlib: ``pip install 'netc[plot]'``).
+        plot_boundary: Draw ``boundary.png``: the decision boundary at a few steps (a
+            classifier with 2-D input).
+        progress: Show a progress bar (default: when stderr is a terminal).
+        callback: Called as ``callback(step, params, history)`` after every step.
+        toy_size, toy_noise, toy_target, columns: Passed to
+            :func:`~netc.runtime.data.read_data`.
+        command: The command line that started the run, recorded in ``run.json``.
+        announce: Called with a one-line description of the run once the data and
+            options have been checked, just before the first step.
+
+    Raises:
+        NetError: For unusable options, data or run directories (never for divergence).
+    """
+    spec_text = module_text = None
+    spec_name = None
+    if isinstance(net, str | os.PathLike):
+        spec_name = Path(net).name
+        net, spec_text, module_text = load_net(net)
+    _check_hyper(lr, optimizer, momentum, weight_decay)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise _fail(f"the seed must be a non-negative integer, not {seed!r}")
+    if not tuple(net.TRAINABLE):
+        raise _fail("nothing to train: the spec has no trainable params", "E705",
+                    hint="scalar params are frozen unless declared 'trainable'")
+    data_options = {"seed": seed, "toy_size": toy_size, "toy_noise": toy_noise,
+                    "toy_target": toy_target, "columns": columns}
+    full = _read_train_data(net, data, data_options)
+    dataset, val_set = _read_val(net, full, val, seed, data_options)
+    batch = _resolve_batch(dataset, batch_size)
+    per_epoch = max(1, math.ceil(dataset.n / batch))
+    total = _resolve_total(steps, epochs, per_epoch)
+    if log_every is not None and log_every < 1:
+        raise _fail(f"--log-every must be at least 1, not {log_every}")
+    log_every = log_every or max(1, total // HISTORY_POINTS)
+    if plot_boundary:
+        _check_boundary(net, dataset)
+    init = runs.check_params(net, params, "params") if params is not None else \
+        {k: np.array(v, dtype=np.float64) for k, v in net.init_params(seed=seed).items()}
+    run_dir = _prepare_run_dir(out, force) if out is not None else None
+    name = spec_name or getattr(net, "__name__", "net").split(".")[-1]
+    config = {
+        "netc": _version(), "spec": None, "module": None, "status": "running", "step": 0,
+        "total_steps": total, "steps": steps, "epochs": epochs, "batch_size": batch,
+        "optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
+        "seed": seed, "log_every": log_every, "checkpoint_every": checkpoint_every or 0,
+        "plot_boundary": bool(plot_boundary), "command": command,
+        "data": None, "val": None, "toy_size": toy_size, "toy_noise": toy_noise,
+        "toy_target": list(toy_target) if toy_target else None,
+        "columns": dict(columns) if columns else None,
+    }
+    if run_dir is not None:
+        _write_run_files(run_dir, net, name, spec_text, module_text, config, data, val,
+                         full, val_set)
+    opt = make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay)
+    trainer = _Trainer(net, dataset, val_set, params=init, opt=opt, batch_size=batch,
+                       total=total, seed=seed, log_every=log_every,
+                       checkpoint_every=checkpoint_every or 0, run_dir=run_dir,
+                       snapshots=_snapshot_steps(total) if plot_boundary else [],
+                       config=config)
+    if announce is not None:
+        source = data if isinstance(data, str | os.PathLike) else "the given arrays"
+        held = f", {val_set.n} held out" if val_set is not None else ""
+        where = f" into {run_dir}" if run_dir is not None else ""
+        announce(f"training {name} on {source} ({dataset.n} examples{held}){where}: "
+                 f"{optimizer}, lr {lr:g}, batch {batch}, {total} steps")
+    return _run(trainer, progress, callback, name, plot, plot_boundary)
+
+
+def resume(run_dir: str | os.PathLike, *, steps: int | None = None, epochs: int | None = None,
+           progress: bool | None = None, plot: bool = True,
+           callback: Callable[[int, dict, History], Any] | None = None,
+           announce: Callable[[str], Any] | None = None) -> TrainResult:
+    """Continue the run in ``run_dir`` from its last checkpoint.
+
+    The run's own copy of the generated module, its data source and its settings are
+    used, so the final params are those an uninterrupted run would have reached, bit
+    for bit. ``steps`` or ``epochs`` extends (or shortens) the run; ``progress``,
+    ``plot``, ``callback`` and ``announce`` are as for :func:`train`.
+
+    Raises:
+        NetTrainError: When ``run_dir`` holds no run or no checkpoint.
+    """
+    from netc.runtime.loader import load_source
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").exists():
+        raise _fail("no run here (no run.json)", "E703", path=run_dir)
+    if not (run_dir / "checkpoint.npz").exists():
+        raise _fail("no checkpoint to resume from", "E703", path=run_dir,
+                    hint="the run stopped before its first checkpoint: start it again")
+    config = runs.read_json(run_dir / "run.json")
+    module_path = run_dir / config["module"]
+    net = load_source(module_path.read_text(encoding="utf-8"),
+                      "".join(c if c.isalnum() else "_" for c in module_path.stem))
+    data_options = {"seed": config["seed"], "toy_size": config["toy_size"],
+                    "toy_noise": config["toy_noise"], "toy_target": config["toy_target"],
+                    "columns": config["columns"]}
+    dataset = _read_train_data(net, _recorded(run_dir, config["data"]), data_options)
+    val = config["val"]
+    val = val if isinstance(val, float | int) or val is None else _recorded(run_dir, val)
+    dataset, val_set = _read_val(net, dataset, val, config["seed"], data_options)
+    batch = config["batch_size"]
+    per_epoch = max(1, math.ceil(dataset.n / batch))
+    if steps is not None or epochs is not None:
+        config["total_steps"] = _resolve_total(steps, epochs, per_epoch)
+        config["steps"], config["epochs"] = steps, epochs
+    opt = make_optimizer(config["optimizer"], config["lr"], momentum=config["momentum"],
+                         weight_decay=config["weight_decay"])
+    total = config["total_steps"]
+    trainer = _Trainer(net, dataset, val_set, params={}, opt=opt, batch_size=batch,
+                       total=total, seed=config["seed"], log_every=config["log_every"],
+                       checkpoint_every=config["checkpoint_every"], run_dir=run_dir,
+                       snapshots=_snapshot_steps(total) if config["plot_boundary"] else [],
+                       config=config)
+    with np.load(run_dir / "checkpoint.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    history_path = run_dir / "history.csv"
+    history = History.from_csv(history_path.read_text()) if history_path.exists() else \
+        History(trainer.history.columns)
+    trainer.restore(arrays, history)
+    if trainer.step > total:
+        raise _fail(f"the run is at step {trainer.step}, past the {total} steps asked for",
+                    "E703", path=run_dir)
+    if announce is not None:
+        announce(f"resuming {run_dir} at step {trainer.step} of {total}")
+    return _run(trainer, progress, callback, Path(config["spec"] or module_path).stem, plot,
+                bool(config["plot_boundary"]))
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _version() -> str:
+    from netc import __version__
+
+    return __version__
+
+
+def _recorded(run_dir: Path, source: str) -> str:
+    """A data source recorded in run.json: relative to the run, the cwd, or a toy set."""
+    if source.startswith("toy:") or Path(source).is_absolute():
+        return source
+    inside = run_dir / source
+    return str(inside) if inside.exists() else source
+
+
+def _read_train_data(net: ModuleType, data: Any, options: dict[str, Any]) -> Dataset:
+    if data is None:
+        if spec_layout(net).decls:
+            names = ", ".join(net.INPUTS)
+            raise data_error(f"no data: the spec has inputs ({names})", "E602",
+                             hint="give --data FILE.npz, FILE.csv or toy:NAME")
+        return Dataset({}, {}, 1)
+    return read_data(net, data, **options)
+
+
+def _check_boundary(net: ModuleType, data: Dataset) -> None:
+    layout = spec_layout(net)
+    if layout.classifier_target() is None or len(layout.inputs) != 1 or data.stacked:
+        raise _fail("--plot-boundary needs a classifier with one input and a batch dim")
+    shape = layout.example_shape(layout.inputs[0])
+    size = math.prod(d for d in shape if not isinstance(d, str))
+    if size != 2 or any(isinstance(d, str) for d in shape):
+        raise _fail(f"--plot-boundary needs 2-D input, but '{layout.inputs[0]}' takes {size} "
+                    "values per example")
+
+
+def _prepare_run_dir(out: str | os.PathLike, force: bool) -> Path:
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise _fail("this is a file, not a run directory", "E702", path=path)
+    if path.exists() and (path / "run.json").exists() and not force:
+        raise _fail("a run is already there", "E702", path=path,
+                    hint=f"continue it with --resume {path}, or pass --force to overwrite it")
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in ("checkpoint.npz", "boundary.png", "loss.png"):
+        if (path / stale).exists():
+            (path / stale).unlink()
+    return path
+
+
+def _write_run_files(run_dir: Path, net: ModuleType, name: str, spec_text: str | None,
+                     module_text: str | None, config: dict[str, Any], data: Any, val: Any,
+                     full: Dataset, val_set: Dataset | None) -> None:
+    stem = Path(name).stem
+    spec_text = spec_text or _spec_text(net)
+    module_text = module_text or _module_source(net)
+    if spec_text:
+        runs.atomic_write(run_dir / f"{stem}.net", spec_text)
+        config["spec"] = f"{stem}.net"
+    if module_text:
+        runs.atomic_write(run_dir / f"{stem}.py", module_text)
+        config["module"] = f"{stem}.py"
+    if isinstance(data, str | os.PathLike) and data is not None:
+        config["data"] = str(data) if str(data).startswith("toy:") else \
+            str(Path(data).resolve())
+    elif data is not None:  # in-memory data: keep a copy, for --resume
+        runs.save_npz(run_dir / "data.npz", full.arrays)
+        config["data"] = "data.npz"
+    if isinstance(val, str) and not _is_fraction(val):
+        config["val"] = val if val.startswith("toy:") else str(Path(val).resolve())
+    elif isinstance(val, int | float | str):
+        config["val"] = float(val)
+    elif val is not None and val_set is not None:
+        runs.save_npz(run_dir / "val.npz", val_set.arrays)
+        config["val"] = "val.npz"
+    runs.write_json(run_dir / "run.json", config)
+
+
+def _run(trainer: _Trainer, progress: bool | None, callback: Any, name: str, plot: bool,
+         plot_boundary: bool) -> TrainResult:
+    show = sys.stderr.isatty() if progress is None else progress
+    start = time.perf_counter()
+    status, message = trainer.run(show, callback, name)
+    elapsed = time.perf_counter() - start
+    step = trainer.kept if status == "diverged" else trainer.step
+    result = TrainResult(trainer.history, trainer.params, status, step, trainer.total,
+                         message, trainer.run_dir, elapsed=elapsed)
+    train_m = evaluate(trainer.net, trainer.params, trainer.data)
+    result.final = {"loss": train_m.loss, "accuracy": train_m.accuracy}
+    if trainer.val is not None:
+        val_m: Metrics = evaluate(trainer.net, trainer.params, trainer.val)
+        result.final.update(val_loss=val_m.loss, val_accuracy=val_m.accuracy)
+    if trainer.run_dir is not None:
+        _finish_run_dir(trainer, trainer.run_dir, result, plot, plot_boundary, name)
+    return result
+
+
+def _finish_run_dir(trainer: _Trainer, run_dir: Path, result: TrainResult, plot: bool,
+                    plot_boundary: bool, name: str) -> None:
+    from netc.runtime import plots
+
+    if trainer.config.get("module"):
+        result.files["generated code"] = run_dir / trainer.config["module"]
+    runs.save_npz(run_dir / "params.npz", result.params)
+    result.files["params"] = run_dir / "params.npz"
+    if result.status != "diverged":
+        trainer.save_checkpoint(result.status)
+    trainer.config.update(status=result.status, step=result.step, message=result.message,
+                          final=result.final, elapsed_s=round(result.elapsed, 3))
+    runs.atomic_write(run_dir / "history.csv", trainer.history.to_csv())
+    runs.write_json(run_dir / "run.json", trainer.config)
+    result.files["history"] = run_dir / "history.csv"
+    if not plot:
+        return
+    if not plots.have_matplotlib():
+        result.notes.append(plots.MISSING)
+        return
+    name = Path(name).stem
+    title = (f"{name}: {trainer.config['optimizer']}, lr {trainer.opt.lr:g}, "
+             f"batch {trainer.batch_size}")
+    plots.plot_history(trainer.history, run_dir / "loss.png", title=title)
+    result.files["loss plot"] = run_dir / "loss.png"
+    if plot_boundary and trainer.snapshots:
+        plots.plot_boundaries(trainer.net, trainer.data, trainer.snapshots,
+                              run_dir / "boundary.png", title=name)
+        result.files["boundary plot"] = run_dir / "boundary.png"

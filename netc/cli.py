@@ -60,6 +60,236 @@ def cmd_check(args) -> int:
     return 0 if report.ok else 1
 
 
+# --------------------------------------------------------------------------- runtime
+
+
+def _columns(items: list[str]) -> dict[str, str] | None:
+    out = {}
+    for item in items:
+        name, sep, cols = item.partition("=")
+        if not sep or not name.strip() or not cols.strip():
+            raise NetError(f"--columns takes NAME=COLUMNS, not {item!r}",
+                           hint="e.g. --columns x=0:2 --columns y=label", code="E602")
+        out[name.strip()] = cols.strip()
+    return out or None
+
+
+def _data_options(args) -> dict:
+    target = None
+    if getattr(args, "toy_target", None):
+        from netc.runtime.sweep import parse_values
+
+        try:
+            target = [float(v) for v in args.toy_target.split(",")]
+        except ValueError:
+            parse_values(args.toy_target, "--toy-target")  # raises the one-line error
+    return {"toy_size": args.toy_size, "toy_noise": args.toy_noise, "toy_target": target,
+            "columns": _columns(args.columns)}
+
+
+def _show_files(files: dict) -> None:
+    width = max(len(k) for k in files) + 1
+    for name, path in files.items():
+        print(f"{name + ':':<{width}} {path}")
+
+
+def _summary(result) -> str:
+    from netc.runtime.metrics import Metrics
+
+    parts = [f"{result.step} steps in {result.elapsed:.1f} s"]
+    final = result.final
+    parts.append(Metrics(final["loss"], final["accuracy"], 0, 0, 0).format().split(" (")[0])
+    if "val_loss" in final:
+        held = Metrics(final["val_loss"], final["val_accuracy"], 0, 0, 0).format()
+        parts.append("held-out " + held.split(" (")[0])
+    return "; ".join(parts)
+
+
+def cmd_train(args) -> int:
+    from netc.runtime import train as T
+    from netc.runtime.runs import next_run_dir
+
+    show = None if not args.quiet else False
+    if args.resume:
+        given = [f"--{k.replace('_', '-')}" for k in ("data", "lr", "optimizer", "batch_size",
+                                                      "seed", "val", "out")
+                 if getattr(args, k) is not None]
+        if given or args.spec:
+            what = ", ".join(given) or "a spec"
+            raise T.NetTrainError(f"--resume continues a run with its own settings; "
+                                  f"{what} cannot be given with it", code="E703",
+                                  hint="only --steps, --epochs and --quiet go with --resume")
+        result = T.resume(args.resume, steps=args.steps, epochs=args.epochs, progress=show,
+                          plot=not args.no_plot,
+                          announce=None if args.quiet else lambda line: print(line, flush=True))
+        name = args.resume
+    else:
+        if not args.spec:
+            raise T.NetTrainError("give a spec to train, or --resume RUN_DIR", code="E701")
+        stem = Path(args.spec).stem
+        out = Path(args.out) if args.out else next_run_dir(Path("runs") / stem)
+        result = T.train(
+            args.spec, args.data, steps=args.steps, epochs=args.epochs,
+            batch_size=args.batch_size, lr=T.DEFAULT_LR if args.lr is None else args.lr,
+            optimizer=args.optimizer or T.DEFAULT_OPTIMIZER, momentum=args.momentum,
+            weight_decay=args.weight_decay, seed=args.seed or 0, val=args.val, out=out,
+            force=args.force, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+            plot=not args.no_plot, plot_boundary=args.plot_boundary, progress=show,
+            command=" ".join(["netc", "train"] + list(args.argv)),
+            announce=None if args.quiet else lambda line: print(line, flush=True),
+            **_data_options(args))
+        name = str(out)
+    if result.status == "interrupted":
+        print(f"{name}: {result.message}; saved. Resume with: netc train --resume "
+              f"{result.run_dir}", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(("done: " if result.status == "done" else "stopped: ") + _summary(result))
+        _show_files({"run": result.run_dir, **result.files})
+        for note in result.notes:
+            print(note)
+    if result.status == "diverged":
+        print(f"{name}: error: training diverged at {result.message} [E704]", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from netc.runtime.data import read_data
+    from netc.runtime.metrics import evaluate
+    from netc.runtime.runs import load_params
+    from netc.runtime.train import _resolve_batch, load_net
+
+    net = load_net(args.spec)[0]
+    params = load_params(net, args.params)
+    data = read_data(net, args.data, seed=args.seed, **_data_options(args))
+    batch = _resolve_batch(data, args.batch_size or "all")
+    metrics = evaluate(net, params, data, batch)
+    print(f"{args.spec} on {args.data} ({data.n} examples): {metrics.format()}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from netc.runtime.data import read_data, spec_layout
+    from netc.runtime.metrics import predict_all, predicted_labels
+    from netc.runtime.runs import atomic_write, load_params
+    from netc.runtime.train import load_net
+
+    net = load_net(args.spec)[0]
+    params = load_params(net, args.params)
+    data = read_data(net, args.data, seed=args.seed, require_targets=False,
+                     **_data_options(args))
+    out = predict_all(net, params, data)
+    layout = spec_layout(net)
+    if args.labels:
+        target = layout.classifier_target()
+        labels = None if target is None else predicted_labels(
+            net, out if not data.stacked else out.reshape(data.n, -1).T, layout.targets[target],
+            data.n, len(layout.decls[target]) if not data.stacked else 2)
+        if labels is None:
+            raise NetError("--labels needs a classifier (a onehot, class or binary target)",
+                           code="E701")
+        out = labels
+    rows = _examples_first(net, out, data.n, data.stacked)
+    if args.output and args.output.endswith(".npy"):
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, out)
+        atomic_write(args.output, buf.getvalue())
+        print(f"wrote {args.output} {tuple(out.shape)}")
+        return 0
+    header = "label" if args.labels else ",".join(f"out{i}" for i in range(rows.shape[1]))
+    body = [",".join(str(int(v)) if args.labels else repr(float(v)) for v in row)
+            for row in rows]
+    text = "\n".join([header] + body) + "\n"
+    if args.output:
+        if not args.output.endswith(".csv"):
+            raise NetError(f"-o {args.output}: write .npy or .csv", code="E701")
+        atomic_write(args.output, text)
+        print(f"wrote {args.output} ({rows.shape[0]} rows)")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _examples_first(net, out, n: int, stacked: bool):
+    """Predictions one example per row: the examples' axis first, the rest flattened."""
+    import numpy as np
+
+    out = np.asarray(out)
+    if out.ndim == 0:
+        return out.reshape(1, 1)
+    if not stacked:
+        axes = [k for k in range(out.ndim) if out.shape[k] == n]
+        if axes:
+            axis = axes[-1] if getattr(net, "LAYOUT", "rows") == "columns" else axes[0]
+            out = np.moveaxis(out, axis, 0)
+    return out.reshape(out.shape[0], -1)
+
+
+def cmd_sweep(args) -> int:
+    from netc.runtime.runs import next_run_dir
+    from netc.runtime.sweep import parse_values, sweep
+
+    lrs = parse_values(args.lr)
+    out = Path(args.out) if args.out else next_run_dir(Path("runs") / f"{Path(args.spec).stem}"
+                                                                       "-sweep")
+    if not args.quiet:
+        print(f"sweeping {args.spec} on {args.data}: lr {', '.join(f'{v:g}' for v in lrs)}",
+              flush=True)
+    result = sweep(args.spec, args.data, lrs, out=out, seed=args.seed or 0,
+                   progress=False if args.quiet else None, steps=args.steps,
+                   epochs=args.epochs, batch_size=args.batch_size,
+                   optimizer=args.optimizer, momentum=args.momentum,
+                   weight_decay=args.weight_decay, val=args.val, **_data_options(args))
+    if not args.quiet:
+        print(result.table())
+        _show_files(result.files)
+        for note in result.notes:
+            print(note)
+    return 0
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, not {text!r}")
+    return value
+
+
+def _data_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--toy-size", type=int, metavar="N", help="examples in a toy set (200)")
+    g.add_argument("--toy-noise", type=float, metavar="S", help="noise of a toy set")
+    g.add_argument("--toy-target", metavar="V,V", help="toy:fixed_target's target (10,-2)")
+    g.add_argument("--columns", action="append", default=[], metavar="NAME=COLS",
+                   help="CSV columns of an array: header names or 0-based indices, a:b for "
+                        "a range (repeat per array)")
+
+
+def _train_arguments(p: argparse.ArgumentParser, sweep: bool = False) -> None:
+    how_long = p.add_mutually_exclusive_group()
+    how_long.add_argument("--epochs", type=int, metavar="E", help="passes over the data (100)")
+    how_long.add_argument("--steps", type=int, metavar="S", help="updates to make")
+    p.add_argument("--batch-size", metavar="B", help="examples per step, or 'all' (32)")
+    if not sweep:
+        p.add_argument("--lr", type=float, help="learning rate (0.01)")
+    p.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], help="(adam)")
+    p.add_argument("--momentum", type=float, default=0.9, help="for --optimizer momentum (0.9)")
+    p.add_argument("--weight-decay", type=float, default=0.0, metavar="WD",
+                   help="L2 weight decay added to the gradient (0)")
+    p.add_argument("--seed", type=_seed, help="seeds params, toy data, split and shuffling (0)")
+    p.add_argument("--val", metavar="FRACTION|DATA",
+                   help="hold out a fraction of the data (0.2), or a second data source")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,7 +305,61 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tol", type=float, default=1e-6)
     p.add_argument("--wrt", action="append", default=[], help="also check this input")
     p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("train", help="train a spec on data; write a run directory",
+                       description="Train SPEC on DATA (FILE.npz, FILE.csv or toy:NAME) and "
+                                   "write params.npz, history.csv, loss.png and copies of the "
+                                   "spec and module to a run directory.")
+    p.add_argument("spec", nargs="?")
+    p.add_argument("--data", help="FILE.npz, FILE.csv, or toy:spiral|moons|xor|blobs|"
+                                  "regression|fixed_target")
+    _train_arguments(p)
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory (runs/SPEC, or the next "
+                                                    "free runs/SPEC-N)")
+    p.add_argument("--force", action="store_true", help="overwrite a run in --out")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N",
+                   help="steps between checkpoints (1000; 0: only at the end)")
+    p.add_argument("--log-every", type=int, metavar="N", help="steps per history row")
+    p.add_argument("--plot-boundary", action="store_true",
+                   help="draw the decision boundary at a few steps (2-D classifiers)")
+    p.add_argument("--no-plot", action="store_true", help="draw no figures")
+    _data_arguments(p)
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("eval", help="print the loss and accuracy of params on data")
+    p.add_argument("spec")
+    p.add_argument("--params", required=True, help="params.npz, or a run directory")
+    p.add_argument("--data", required=True)
+    p.add_argument("--batch-size", metavar="B", help="examples per forward pass (all)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of a toy set (0)")
+    _data_arguments(p)
+    p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("predict", help="run predict() on data; write .npy or .csv")
+    p.add_argument("spec")
+    p.add_argument("--params", required=True, help="params.npz, or a run directory")
+    p.add_argument("--data", required=True, help="inputs (targets are not needed)")
+    p.add_argument("-o", "--output", metavar="OUT", help="OUT.npy (as predict returns it) or "
+                                                         "OUT.csv (one example per row); "
+                                                         "default: CSV on stdout")
+    p.add_argument("--labels", action="store_true", help="the predicted class, not scores")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of a toy set (0)")
+    _data_arguments(p)
+    p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("sweep", help="train once per learning rate; one plot, one table")
+    p.add_argument("spec")
+    p.add_argument("--lr", required=True, metavar="LR,LR,...", help="learning rates")
+    p.add_argument("--data")
+    _train_arguments(p, sweep=True)
+    p.add_argument("--out", metavar="DIR", help="where sweep.png and sweep.csv go "
+                                                "(runs/SPEC-sweep, or the next free one)")
+    _data_arguments(p)
+    p.set_defaults(run=cmd_sweep)
+
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[2:] if argv is None else argv[1:])
     try:
         return args.run(args)
     except NetError as e:
@@ -86,8 +370,16 @@ def main(argv: list[str] | None = None) -> int:
                 source = Path(spec).read_text(encoding="utf-8")
             except OSError:
                 source = None
-        print(e.format(source, spec or "netc"), file=sys.stderr)
+        where = spec if e.loc is not None else getattr(e, "path", None) or spec
+        print(e.format(source, where or "netc"), file=sys.stderr)
         return 2
+    except OSError as e:  # a run directory or output file the runtime could not write
+        print(f"{getattr(e, 'filename', None) or 'netc'}: error: cannot write: "
+              f"{e.strerror or e} [E706]", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("netc: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,8 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from netc.compiler import compile_spec
-from netc.compiler.codegen import BANNER
+from netc.compiler import BANNER, compile_spec
 from netc.compiler.errors import NetError
 
 
@@ -163,7 +162,7 @@ def cmd_eval(args) -> int:
     net = load_net(args.spec)[0]
     params = load_params(net, args.params)
     data = read_data(net, args.data, seed=args.seed, **_data_options(args))
-    batch = _resolve_batch(data, args.batch_size or "all")
+    batch = _resolve_batch(data, args.batch_size or (None if data.stacked else "all"))
     metrics = evaluate(net, params, data, batch)
     print(f"{args.spec} on {args.data} ({data.n} examples): {metrics.format()}")
     return 0
@@ -185,9 +184,14 @@ def cmd_predict(args) -> int:
     layout = spec_layout(net)
     if args.labels:
         target = layout.classifier_target()
-        labels = None if target is None else predicted_labels(
-            net, out if not data.stacked else out.reshape(data.n, -1).T, layout.targets[target],
-            data.n, len(layout.decls[target]) if not data.stacked else 2)
+        labels = None
+        if target is not None:
+            kind, ndim = layout.targets[target], len(layout.decls[target])
+            if data.stacked:  # one example at a time
+                each = [predicted_labels(net, o, kind, 1, ndim) for o in out]
+                labels = None if any(e is None for e in each) else np.concatenate(each)
+            else:
+                labels = predicted_labels(net, out, kind, data.n, ndim)
         if labels is None:
             raise NetError("--labels needs a classifier (a onehot, class or binary target)",
                            code="E701")
@@ -250,6 +254,9 @@ def cmd_sweep(args) -> int:
         _show_files(result.files)
         for note in result.notes:
             print(note)
+    if result.results and result.results[-1].status == "interrupted":
+        print(f"{out}: sweep interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

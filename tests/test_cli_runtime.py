@@ -279,3 +279,19 @@ def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     resumed = resume(run, steps=step + 25, progress=False, plot=False)
     straight = train(CS231N, "toy:moons", steps=step + 25, progress=False)
     assert all(np.array_equal(resumed.params[k], straight.params[k]) for k in straight.params)
+
+
+def test_eval_and_predict_a_fixed_shape_spec(capsys, tmp_path):
+    spec = SPECS / "backprop_from_scratch.net"
+    train(spec, "toy:fixed_target", steps=200, optimizer="sgd", lr=0.1, out=tmp_path / "r",
+          progress=False, plot=False)
+    code, out, err = _run(capsys, "eval", spec, "--params", tmp_path / "r", "--data",
+                          "toy:fixed_target")
+    assert code == 0, err
+    assert re.fullmatch(r".+ \(200 examples\): loss [\d.e-]+\n", out)
+    code, out, err = _run(capsys, "predict", spec, "--params", tmp_path / "r", "--data",
+                          "toy:fixed_target", "--toy-size", "3")
+    assert code == 0, err
+    rows = out.splitlines()
+    assert rows[0] == "out0,out1" and len(rows) == 4
+    assert all(abs(float(r.split(",")[0]) - 10) < 2 for r in rows[1:])

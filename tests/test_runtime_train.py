@@ -344,3 +344,14 @@ def test_readme_training_snippets_run_and_print_what_they_say(capsys):
     claimed = [[float(v) for v in re.search(r"# ([\d. ]+)$", line)[1].split()]
                for b in blocks for line in b.splitlines() if line.startswith("print(")]
     assert printed == [[0.049, 0.99], [0.029, 0.991]] and [c[0] for c in claimed] == [0.049, 0.029]
+
+
+def test_ctrl_c_stops_the_whole_sweep(tmp_path):
+    def ctrl_c(step, params, history):
+        if step == 5:
+            signal.raise_signal(signal.SIGINT)
+
+    result = sweep(SPECS / "cs231n_section.net", "toy:moons", [0.1, 0.01, 0.001], steps=50,
+                   callback=ctrl_c, progress=False)
+    assert [r.status for r in result.results] == ["interrupted"]
+    assert "interrupted at step 5" in result.table()

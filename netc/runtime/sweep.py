@@ -103,6 +103,9 @@ def sweep(net: ModuleType | str | os.PathLike, data: Any, lrs: Sequence[float], 
           **train_options: Any) -> SweepResult:
     """Train once per learning rate in ``lrs``; with ``out``, write the figure and table.
 
+    A run that diverges is marked and the sweep goes on; Ctrl-C stops the sweep after
+    the current step (the last result's status is then ``"interrupted"``).
+
     ``train_options`` go to :func:`~netc.runtime.train.train` (``steps``, ``epochs``,
     ``batch_size``, ``optimizer``, ``val``, ...). ``out`` receives ``sweep.png`` (one
     curve per learning rate), ``sweep.csv`` (the table) and ``history.csv`` (every run's
@@ -116,9 +119,13 @@ def sweep(net: ModuleType | str | os.PathLike, data: Any, lrs: Sequence[float], 
         data = read_data(net, data, seed=seed, toy_size=toy_size, toy_noise=toy_noise,
                          toy_target=toy_target, columns=columns)
     lrs = [float(lr) for lr in lrs]
-    results = [train(net, data, lr=lr, seed=seed, progress=progress, plot=False,
-                     checkpoint_every=0, **train_options) for lr in lrs]
-    result = SweepResult(lrs, results)
+    results: list[TrainResult] = []
+    for lr in lrs:
+        results.append(train(net, data, lr=lr, seed=seed, progress=progress, plot=False,
+                             checkpoint_every=0, **train_options))
+        if results[-1].status == "interrupted":  # Ctrl-C stops the sweep, not just one run
+            break
+    result = SweepResult(lrs[:len(results)], results)
     if out is not None:
         _write(result, Path(out), name, train_options.get("optimizer", "adam"))
     return result

@@ -189,6 +189,9 @@ def _snapshot_steps(total: int) -> list[int]:
     return steps + [total]
 
 
+_SHORT = {"accuracy": "acc", "val_accuracy": "val_acc"}  # progress-bar labels
+
+
 def _progress_bar(total: int, initial: int, show: bool, desc: str) -> Any:
     if not show:
         return None
@@ -196,7 +199,8 @@ def _progress_bar(total: int, initial: int, show: bool, desc: str) -> Any:
         from tqdm.auto import tqdm
     except ImportError:  # tqdm is a dependency; a broken install only loses the bar
         return None
-    return tqdm(total=total, initial=initial, unit="step", desc=desc, dynamic_ncols=True,
+    return tqdm(total=total, initial=initial, unit="step", desc=Path(desc).stem,
+                dynamic_ncols=True,
                 leave=False, file=sys.stderr)
 
 
@@ -374,7 +378,7 @@ class _Trainer:
                     if self.step % self.log_every == 0 or self.step == self.total:
                         row = self.log_row()
                         if bar is not None:
-                            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
+                            bar.set_postfix({_SHORT.get(k, k): f"{v:.3g}" for k, v in row.items()
                                              if k not in ("step", "epoch")}, refresh=False)
                     self.snapshot()
                     if bar is not None:
@@ -390,6 +394,8 @@ class _Trainer:
                         status = "interrupted"
                         message = f"interrupted at step {self.step} of {self.total}"
                         break
+            if status == "done" and self.acc[1]:  # resumed with --steps at a partial row
+                self.log_row()
         finally:
             if bar is not None:
                 bar.close()

@@ -17,7 +17,8 @@ from typing import Any
 
 from netc.runtime import runs
 from netc.runtime.data import Dataset, read_data
-from netc.runtime.train import TrainResult, _fail, load_net, train
+from netc.runtime.errors import train_error
+from netc.runtime.train import TrainResult, load_net, train
 
 __all__ = ["SweepResult", "parse_values", "sweep"]
 
@@ -86,12 +87,12 @@ def parse_values(text: str, option: str = "--lr") -> list[float]:
         try:
             v = float(part)
         except ValueError:
-            raise _fail(f"{option}: {part!r} is not a number") from None
+            raise train_error(f"{option}: {part!r} is not a number") from None
         if not (math.isfinite(v) and v > 0):
-            raise _fail(f"{option}: every value must be a positive number, not {part}")
+            raise train_error(f"{option}: every value must be a positive number, not {part}")
         values.append(v)
     if not values:
-        raise _fail(f"{option} needs at least one value")
+        raise train_error(f"{option} needs at least one value")
     return values
 
 

@@ -9,14 +9,9 @@ settings give the same numbers, bit for bit, interrupted and resumed or not.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import math
 import os
-import re
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +24,10 @@ import numpy as np
 from netc.compiler.errors import NetError
 from netc.runtime import runs
 from netc.runtime.data import Dataset, data_error, read_data, spec_layout
-from netc.runtime.metrics import Metrics, count_correct, evaluate
-from netc.runtime.optim import OPTIMIZERS, Optimizer, make_optimizer
+from netc.runtime.errors import NetTrainError, train_error
+from netc.runtime.loop import Trainer, snapshot_steps
+from netc.runtime.metrics import Metrics, evaluate
+from netc.runtime.optim import OPTIMIZERS, make_optimizer
 from netc.runtime.runs import History
 
 __all__ = ["NetTrainError", "TrainResult", "load_net", "resume", "train"]
@@ -41,20 +38,6 @@ DEFAULT_LR = 1e-2
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_CHECKPOINT = 1000
 HISTORY_POINTS = 200  # rows in history.csv, about
-
-
-class NetTrainError(NetError):
-    """A training option or run directory that cannot be used."""
-
-    code = "E701"
-
-
-def _fail(message: str, code: str = "E701", hint: str | None = None,
-          path: str | os.PathLike | None = None) -> NetTrainError:
-    """A :class:`NetTrainError`; ``path`` (a run directory) is what the CLI prints first."""
-    err = NetTrainError(message, hint=hint, code=code)
-    err.path = None if path is None else str(path)
-    return err
 
 
 @dataclass
@@ -131,284 +114,13 @@ def _module_source(net: ModuleType) -> str | None:
         return None
 
 
-def _is_classifier(net: ModuleType) -> bool:
-    return spec_layout(net).classifier_target() is not None
-
-
-def _finite_problem(name: str, value: Any, what: str) -> str | None:
-    a = np.asarray(value)
-    if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
-        kind = "NaN" if np.any(np.isnan(a)) else "infinite"
-        return f"{what} {name} is {kind}" if a.ndim == 0 else f"{what} {name} has {kind} values"
-    return None
-
-
-def _forward_order(net: ModuleType) -> list[str]:
-    """Names assigned in ``net.forward``, in the order the generated code computes them."""
-    try:
-        lines = inspect.getsource(net.forward).splitlines()
-    except (OSError, TypeError):
-        return []
-    return [m[1] for ln in lines if (m := re.match(r"\s+(\w+) = ", ln))]
-
-
-def _bad_forward_values(net: ModuleType, cache: Any) -> list[str]:
-    """The cached forward values that are NaN or infinite, first computed first."""
-    if not isinstance(cache, Mapping):
-        return []
-    bad = [k for k, v in cache.items()
-           if isinstance(v, np.ndarray | float) and np.asarray(v).dtype.kind == "f"
-           and not np.all(np.isfinite(v))]
-    order = {k: i for i, k in enumerate(_forward_order(net))}
-    return sorted(bad, key=lambda k: order.get(k, len(order)))
-
-
-@contextlib.contextmanager
-def _sigint_requests() -> Iterator[dict[str, bool]]:
-    """While active, a first Ctrl-C only sets ``flag["stop"]``; a second one interrupts."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    old = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
-def _snapshot_steps(total: int) -> list[int]:
-    """Steps at which the decision boundary is drawn (as seed 003: 0, 5, 20, 100, 1000...)."""
-    steps = [s for s in (0, 5, 20, 100, 1000, 10000, 100000) if s < total][:5]
-    return steps + [total]
-
-
-_SHORT = {"accuracy": "acc", "val_accuracy": "val_acc"}  # progress-bar labels
-
-
-def _progress_bar(total: int, initial: int, show: bool, desc: str) -> Any:
-    if not show:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is a dependency; a broken install only loses the bar
-        return None
-    return tqdm(total=total, initial=initial, unit="step", desc=Path(desc).stem,
-                dynamic_ncols=True,
-                leave=False, file=sys.stderr)
-
-
-# --------------------------------------------------------------------------- trainer
-
-
-class _Trainer:
-    """The state of one training run, one step at a time."""
-
-    def __init__(self, net: ModuleType, data: Dataset, val: Dataset | None, *,
-                 params: dict[str, np.ndarray], opt: Optimizer, batch_size: int, total: int,
-                 seed: int, log_every: int, checkpoint_every: int, run_dir: Path | None,
-                 snapshots: Sequence[int] = (), config: dict[str, Any] | None = None) -> None:
-        self.net, self.data, self.val, self.opt = net, data, val, opt
-        self.layout = spec_layout(net)
-        self.target = self.layout.classifier_target()
-        self.params = params
-        self.batch_size = batch_size
-        self.total = total
-        self.seed = seed
-        self.log_every = log_every
-        self.checkpoint_every = checkpoint_every
-        self.run_dir = run_dir
-        self.config = config or {}
-        self.trainable = tuple(net.TRAINABLE)
-        self.per_epoch = max(1, math.ceil(data.n / batch_size))
-        columns = ["step", "epoch", "loss"]
-        if self.target:
-            columns.append("accuracy")
-        if val is not None:
-            columns += ["val_loss"] + (["val_accuracy"] if self.target else [])
-        self.history = History(columns)
-        self.step = 0
-        self.kept = 0  # the step whose params training kept when it stopped on a NaN
-        self.prev: dict[str, np.ndarray] | None = None  # params at the last good step's start
-        self.acc = np.zeros(4)  # weighted loss, examples, correct, counted since the last row
-        self.snapshot_steps = list(snapshots)
-        self.snapshots: dict[int, tuple[dict[str, np.ndarray], float]] = {}
-        self._perm: tuple[int, np.ndarray] | None = None
-
-    # ----------------------------------------------------------------- batches
-
-    def batch_indices(self, step: int) -> np.ndarray:
-        """Examples of 1-based ``step``: epoch ``(step-1) // per_epoch``, shuffled by seed."""
-        epoch, j = divmod(step - 1, self.per_epoch)
-        if self.batch_size >= self.data.n:
-            return np.arange(self.data.n)
-        if self._perm is None or self._perm[0] != epoch:
-            rng = np.random.default_rng([self.seed, 2, epoch])
-            self._perm = (epoch, rng.permutation(self.data.n))
-        return self._perm[1][j * self.batch_size:(j + 1) * self.batch_size]
-
-    # ----------------------------------------------------------------- one step
-
-    def run_step(self) -> str | None:
-        """Take one step; when a value goes bad, return a message and keep the last good
-        params: the last ones whose loss and gradients were finite."""
-        t = self.step + 1
-        idx = self.batch_indices(t)
-        batch = self.data.batch(idx)
-        with np.errstate(all="ignore"):
-            loss, cache = self.net.forward(self.params, **batch)
-            loss = float(np.asarray(loss))
-            if not math.isfinite(loss):
-                bad = _bad_forward_values(self.net, cache)
-                where = f"; the first bad value in the forward pass: {bad[0]}" if bad else ""
-                return self._went_bad(f"the loss is {'NaN' if math.isnan(loss) else 'infinite'}"
-                                      + where)
-            grads = self.net.backward(cache)
-            for k in self.trainable:
-                problem = _finite_problem(k, grads[k], "the gradient of")
-                if problem:
-                    return self._went_bad(problem)
-            if self.target:
-                out = self.net.predict(self.params, **{k: batch[k] for k in self.layout.inputs})
-                got = count_correct(self.net, out, batch[self.target],
-                                    self.layout.targets[self.target],
-                                    len(self.layout.decls[self.target]))
-            before = dict(self.params)
-            self.opt.step(self.params, grads, self.trainable)
-            for k in self.trainable:
-                problem = _finite_problem(k, self.params[k], "after the update, param")
-                if problem:
-                    self.params.clear()
-                    self.params.update(before)
-                    self.kept = self.step
-                    return problem
-        self.prev = before
-        m = 1 if self.data.stacked else len(idx)
-        self.acc += (loss * m, m, *(got if self.target and got else (0, 0)))
-        self.step = t
-        return None
-
-    def _went_bad(self, problem: str) -> str:
-        """The params at the start of this step gave a bad value: go back one step."""
-        self.kept = self.step
-        if self.prev is not None:
-            self.params.clear()
-            self.params.update(self.prev)
-            self.kept = self.step - 1
-        return problem
-
-    def log_row(self) -> dict[str, float]:
-        loss_sum, n, correct, counted = self.acc
-        row = {"step": self.step, "epoch": self.step / self.per_epoch,
-               "loss": loss_sum / n if n else math.nan}
-        if self.target:
-            row["accuracy"] = correct / counted if counted else math.nan
-        if self.val is not None:
-            m = evaluate(self.net, self.params, self.val, self.batch_size)
-            row["val_loss"] = m.loss
-            if self.target:
-                row["val_accuracy"] = m.accuracy if m.accuracy is not None else math.nan
-        self.history.append(row)
-        self.acc = np.zeros(4)
-        return row
-
-    def snapshot(self) -> None:
-        if self.step in self.snapshot_steps and self.step not in self.snapshots:
-            m = evaluate(self.net, self.params, self.data)
-            self.snapshots[self.step] = (dict(self.params), m.loss)
-
-    # ----------------------------------------------------------------- checkpoints
-
-    def checkpoint_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {"meta/step": np.array(self.step), "meta/acc": self.acc}
-        arrays.update({f"param/{k}": v for k, v in self.params.items()})
-        arrays.update({f"opt/{k}": v for k, v in self.opt.state().items()})
-        for s, (p, loss) in self.snapshots.items():
-            arrays[f"snaploss/{s}"] = np.array(loss)
-            arrays.update({f"snap/{s}/{k}": v for k, v in p.items()})
-        return arrays
-
-    def restore(self, arrays: Mapping[str, np.ndarray], history: History) -> None:
-        self.step = int(arrays["meta/step"])
-        self.acc = np.array(arrays["meta/acc"], dtype=np.float64)
-        self.params = {k[6:]: np.array(v) for k, v in arrays.items() if k.startswith("param/")}
-        self.opt.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
-        for key, v in arrays.items():
-            if key.startswith("snaploss/"):
-                s = int(key.split("/")[1])
-                p = {k.split("/", 2)[2]: np.array(a) for k, a in arrays.items()
-                     if k.startswith(f"snap/{s}/")}
-                self.snapshots[s] = (p, float(v))
-        self.history.rows = [r for r in history.rows if r["step"] <= self.step]
-
-    def save_checkpoint(self, status: str) -> None:
-        if self.run_dir is None:
-            return
-        runs.save_npz(self.run_dir / "checkpoint.npz", self.checkpoint_arrays())
-        runs.atomic_write(self.run_dir / "history.csv", self.history.to_csv())
-        self.config.update(status=status, step=self.step)
-        runs.write_json(self.run_dir / "run.json", self.config)
-
-    # ----------------------------------------------------------------- loop
-
-    def run(self, progress: bool, callback: Callable[..., Any] | None,
-            name: str) -> tuple[str, str]:
-        """Train to ``total`` steps: ``(status, message)``."""
-        bar = _progress_bar(self.total, self.step, progress, name)
-        status, message = "done", ""
-        self.snapshot()
-        try:
-            with _sigint_requests() as flag:
-                while self.step < self.total:
-                    problem = self.run_step()
-                    if problem:
-                        status = "diverged"
-                        message = (f"step {self.step + 1} (lr {self.opt.lr:g}): {problem}; "
-                                   f"kept the last good params, those after {self.kept} "
-                                   "steps")
-                        if self.acc[1]:
-                            self.log_row()
-                        break
-                    if self.step % self.log_every == 0 or self.step == self.total:
-                        row = self.log_row()
-                        if bar is not None:
-                            bar.set_postfix({_SHORT.get(k, k): f"{v:.3g}" for k, v in row.items()
-                                             if k not in ("step", "epoch")}, refresh=False)
-                    self.snapshot()
-                    if bar is not None:
-                        bar.update(1)
-                    if callback is not None:
-                        try:
-                            callback(self.step, self.params, self.history)
-                        except KeyboardInterrupt:
-                            flag["stop"] = True
-                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                        self.save_checkpoint("running")
-                    if flag["stop"] and self.step < self.total:
-                        status = "interrupted"
-                        message = f"interrupted at step {self.step} of {self.total}"
-                        break
-            if status == "done" and self.acc[1]:  # resumed with --steps at a partial row
-                self.log_row()
-        finally:
-            if bar is not None:
-                bar.close()
-        return status, message
-
-
 # --------------------------------------------------------------------------- options
 
 
 def _resolve_batch(data: Dataset, batch_size: int | str | None) -> int:
     if data.stacked:
         if batch_size not in (None, 1, "1"):
-            raise _fail(f"this spec declares fixed shapes, so each step takes one example; "
+            raise train_error(f"this spec declares fixed shapes, so each step takes one example; "
                         f"--batch-size {batch_size} cannot be used", hint="leave --batch-size "
                         "out, or declare a symbolic batch dim such as x: [n, 3]")
         return 1
@@ -419,35 +131,35 @@ def _resolve_batch(data: Dataset, batch_size: int | str | None) -> int:
     try:
         b = int(batch_size)
     except (TypeError, ValueError):
-        raise _fail(f"--batch-size must be a positive integer or 'all', not {batch_size!r}"
+        raise train_error(f"--batch-size must be a positive integer or 'all', not {batch_size!r}"
                     ) from None
     if b < 1:
-        raise _fail(f"--batch-size must be at least 1, not {b}")
+        raise train_error(f"--batch-size must be at least 1, not {b}")
     return min(b, data.n)
 
 
 def _resolve_total(steps: int | None, epochs: int | None, per_epoch: int) -> int:
     if steps is not None and epochs is not None:
-        raise _fail("give --steps or --epochs, not both")
+        raise train_error("give --steps or --epochs, not both")
     if steps is not None:
         if steps < 1:
-            raise _fail(f"--steps must be at least 1, not {steps}")
+            raise train_error(f"--steps must be at least 1, not {steps}")
         return int(steps)
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
     if epochs < 1:
-        raise _fail(f"--epochs must be at least 1, not {epochs}")
+        raise train_error(f"--epochs must be at least 1, not {epochs}")
     return int(epochs) * per_epoch
 
 
 def _check_hyper(lr: float, optimizer: str, momentum: float, weight_decay: float) -> None:
     if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise _fail(f"the learning rate must be a positive number, not {lr!r}")
+        raise train_error(f"the learning rate must be a positive number, not {lr!r}")
     if optimizer not in OPTIMIZERS:
-        raise _fail(f"unknown optimizer {optimizer!r}", hint=f"use {', '.join(OPTIMIZERS)}")
+        raise train_error(f"unknown optimizer {optimizer!r}", hint=f"use {', '.join(OPTIMIZERS)}")
     if not 0 <= momentum < 1:
-        raise _fail(f"--momentum must be in [0, 1), not {momentum}")
+        raise train_error(f"--momentum must be in [0, 1), not {momentum}")
     if not (math.isfinite(weight_decay) and weight_decay >= 0):
-        raise _fail(f"--weight-decay must be a non-negative number, not {weight_decay}")
+        raise train_error(f"--weight-decay must be a non-negative number, not {weight_decay}")
 
 
 def _read_val(net: ModuleType, data: Dataset, val: Any, seed: int,
@@ -457,7 +169,8 @@ def _read_val(net: ModuleType, data: Dataset, val: Any, seed: int,
     if isinstance(val, int | float) or (isinstance(val, str) and _is_fraction(val)):
         fraction = float(val)
         if not 0 < fraction < 1:
-            raise _fail(f"--val must be a fraction between 0 and 1 or a data source, not {val}")
+            raise train_error(f"--val must be a fraction between 0 and 1 or a data source, "
+                              f"not {val}")
         return data.split(fraction, seed)
     opts = {k: v for k, v in data_options.items() if k != "seed"}
     return data, read_data(net, val, seed=seed + 1, **opts)
@@ -537,9 +250,9 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
         net, spec_text, module_text = load_net(net)
     _check_hyper(lr, optimizer, momentum, weight_decay)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise _fail(f"the seed must be a non-negative integer, not {seed!r}")
+        raise train_error(f"the seed must be a non-negative integer, not {seed!r}")
     if not tuple(net.TRAINABLE):
-        raise _fail("nothing to train: the spec has no trainable params", "E705",
+        raise train_error("nothing to train: the spec has no trainable params", "E705",
                     hint="scalar params are frozen unless declared 'trainable'")
     data_options = {"seed": seed, "toy_size": toy_size, "toy_noise": toy_noise,
                     "toy_target": toy_target, "columns": columns}
@@ -549,7 +262,7 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
     per_epoch = max(1, math.ceil(dataset.n / batch))
     total = _resolve_total(steps, epochs, per_epoch)
     if log_every is not None and log_every < 1:
-        raise _fail(f"--log-every must be at least 1, not {log_every}")
+        raise train_error(f"--log-every must be at least 1, not {log_every}")
     log_every = log_every or max(1, total // HISTORY_POINTS)
     if plot_boundary:
         _check_boundary(net, dataset)
@@ -571,10 +284,10 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
         _write_run_files(run_dir, net, name, spec_text, module_text, config, data, val,
                          full, val_set)
     opt = make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay)
-    trainer = _Trainer(net, dataset, val_set, params=init, opt=opt, batch_size=batch,
+    trainer = Trainer(net, dataset, val_set, params=init, opt=opt, batch_size=batch,
                        total=total, seed=seed, log_every=log_every,
                        checkpoint_every=checkpoint_every or 0, run_dir=run_dir,
-                       snapshots=_snapshot_steps(total) if plot_boundary else [],
+                       snapshots=snapshot_steps(total) if plot_boundary else [],
                        config=config)
     if announce is not None:
         source = data if isinstance(data, str | os.PathLike) else "the given arrays"
@@ -603,9 +316,9 @@ def resume(run_dir: str | os.PathLike, *, steps: int | None = None, epochs: int 
 
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").exists():
-        raise _fail("no run here (no run.json)", "E703", path=run_dir)
+        raise train_error("no run here (no run.json)", "E703", path=run_dir)
     if not (run_dir / "checkpoint.npz").exists():
-        raise _fail("no checkpoint to resume from", "E703", path=run_dir,
+        raise train_error("no checkpoint to resume from", "E703", path=run_dir,
                     hint="the run stopped before its first checkpoint: start it again")
     config = runs.read_json(run_dir / "run.json")
     module_path = run_dir / config["module"]
@@ -626,10 +339,10 @@ def resume(run_dir: str | os.PathLike, *, steps: int | None = None, epochs: int 
     opt = make_optimizer(config["optimizer"], config["lr"], momentum=config["momentum"],
                          weight_decay=config["weight_decay"])
     total = config["total_steps"]
-    trainer = _Trainer(net, dataset, val_set, params={}, opt=opt, batch_size=batch,
+    trainer = Trainer(net, dataset, val_set, params={}, opt=opt, batch_size=batch,
                        total=total, seed=config["seed"], log_every=config["log_every"],
                        checkpoint_every=config["checkpoint_every"], run_dir=run_dir,
-                       snapshots=_snapshot_steps(total) if config["plot_boundary"] else [],
+                       snapshots=snapshot_steps(total) if config["plot_boundary"] else [],
                        config=config)
     with np.load(run_dir / "checkpoint.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
@@ -638,7 +351,7 @@ def resume(run_dir: str | os.PathLike, *, steps: int | None = None, epochs: int 
         History(trainer.history.columns)
     trainer.restore(arrays, history)
     if trainer.step > total:
-        raise _fail(f"the run is at step {trainer.step}, past the {total} steps asked for",
+        raise train_error(f"the run is at step {trainer.step}, past the {total} steps asked for",
                     "E703", path=run_dir)
     if announce is not None:
         announce(f"resuming {run_dir} at step {trainer.step} of {total}")
@@ -676,20 +389,20 @@ def _read_train_data(net: ModuleType, data: Any, options: dict[str, Any]) -> Dat
 def _check_boundary(net: ModuleType, data: Dataset) -> None:
     layout = spec_layout(net)
     if layout.classifier_target() is None or len(layout.inputs) != 1 or data.stacked:
-        raise _fail("--plot-boundary needs a classifier with one input and a batch dim")
+        raise train_error("--plot-boundary needs a classifier with one input and a batch dim")
     shape = layout.example_shape(layout.inputs[0])
     size = math.prod(d for d in shape if not isinstance(d, str))
     if size != 2 or any(isinstance(d, str) for d in shape):
-        raise _fail(f"--plot-boundary needs 2-D input, but '{layout.inputs[0]}' takes {size} "
+        raise train_error(f"--plot-boundary needs 2-D input, but '{layout.inputs[0]}' takes {size} "
                     "values per example")
 
 
 def _prepare_run_dir(out: str | os.PathLike, force: bool) -> Path:
     path = Path(out)
     if path.exists() and not path.is_dir():
-        raise _fail("this is a file, not a run directory", "E702", path=path)
+        raise train_error("this is a file, not a run directory", "E702", path=path)
     if path.exists() and (path / "run.json").exists() and not force:
-        raise _fail("a run is already there", "E702", path=path,
+        raise train_error("a run is already there", "E702", path=path,
                     hint=f"continue it with --resume {path}, or pass --force to overwrite it")
     path.mkdir(parents=True, exist_ok=True)
     for stale in ("checkpoint.npz", "boundary.png", "loss.png"):
@@ -726,7 +439,7 @@ def _write_run_files(run_dir: Path, net: ModuleType, name: str, spec_text: str |
     runs.write_json(run_dir / "run.json", config)
 
 
-def _run(trainer: _Trainer, progress: bool | None, callback: Any, name: str, plot: bool,
+def _run(trainer: Trainer, progress: bool | None, callback: Any, name: str, plot: bool,
          plot_boundary: bool) -> TrainResult:
     show = sys.stderr.isatty() if progress is None else progress
     start = time.perf_counter()
@@ -745,7 +458,7 @@ def _run(trainer: _Trainer, progress: bool | None, callback: Any, name: str, plo
     return result
 
 
-def _finish_run_dir(trainer: _Trainer, run_dir: Path, result: TrainResult, plot: bool,
+def _finish_run_dir(trainer: Trainer, run_dir: Path, result: TrainResult, plot: bool,
                     plot_boundary: bool, name: str) -> None:
     from netc.runtime import plots
 

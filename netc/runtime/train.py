@@ -120,9 +120,10 @@ def _module_source(net: ModuleType) -> str | None:
 def _resolve_batch(data: Dataset, batch_size: int | str | None) -> int:
     if data.stacked:
         if batch_size not in (None, 1, "1"):
-            raise train_error(f"this spec declares fixed shapes, so each step takes one example; "
-                        f"--batch-size {batch_size} cannot be used", hint="leave --batch-size "
-                        "out, or declare a symbolic batch dim such as x: [n, 3]")
+            raise train_error(
+                f"this spec declares fixed shapes, so each step takes one example; "
+                f"--batch-size {batch_size} cannot be used",
+                hint="leave --batch-size out, or declare a symbolic batch dim such as x: [n, 3]")
         return 1
     if batch_size is None:
         return min(DEFAULT_BATCH, data.n)
@@ -132,7 +133,7 @@ def _resolve_batch(data: Dataset, batch_size: int | str | None) -> int:
         b = int(batch_size)
     except (TypeError, ValueError):
         raise train_error(f"--batch-size must be a positive integer or 'all', not {batch_size!r}"
-                    ) from None
+                          ) from None
     if b < 1:
         raise train_error(f"--batch-size must be at least 1, not {b}")
     return min(b, data.n)
@@ -253,7 +254,7 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
         raise train_error(f"the seed must be a non-negative integer, not {seed!r}")
     if not tuple(net.TRAINABLE):
         raise train_error("nothing to train: the spec has no trainable params", "E705",
-                    hint="scalar params are frozen unless declared 'trainable'")
+                          hint="scalar params are frozen unless declared 'trainable'")
     data_options = {"seed": seed, "toy_size": toy_size, "toy_noise": toy_noise,
                     "toy_target": toy_target, "columns": columns}
     full = _read_train_data(net, data, data_options)
@@ -319,7 +320,7 @@ def resume(run_dir: str | os.PathLike, *, steps: int | None = None, epochs: int 
         raise train_error("no run here (no run.json)", "E703", path=run_dir)
     if not (run_dir / "checkpoint.npz").exists():
         raise train_error("no checkpoint to resume from", "E703", path=run_dir,
-                    hint="the run stopped before its first checkpoint: start it again")
+                          hint="the run stopped before its first checkpoint: start it again")
     config = runs.read_json(run_dir / "run.json")
     module_path = run_dir / config["module"]
     net = load_source(module_path.read_text(encoding="utf-8"),
@@ -352,7 +353,7 @@ def resume(run_dir: str | os.PathLike, *, steps: int | None = None, epochs: int 
     trainer.restore(arrays, history)
     if trainer.step > total:
         raise train_error(f"the run is at step {trainer.step}, past the {total} steps asked for",
-                    "E703", path=run_dir)
+                          "E703", path=run_dir)
     if announce is not None:
         announce(f"resuming {run_dir} at step {trainer.step} of {total}")
     return _run(trainer, progress, callback, Path(config["spec"] or module_path).stem, plot,
@@ -394,7 +395,7 @@ def _check_boundary(net: ModuleType, data: Dataset) -> None:
     size = math.prod(d for d in shape if not isinstance(d, str))
     if size != 2 or any(isinstance(d, str) for d in shape):
         raise train_error(f"--plot-boundary needs 2-D input, but '{layout.inputs[0]}' takes {size} "
-                    "values per example")
+                          "values per example")
 
 
 def _prepare_run_dir(out: str | os.PathLike, force: bool) -> Path:
@@ -403,7 +404,7 @@ def _prepare_run_dir(out: str | os.PathLike, force: bool) -> Path:
         raise train_error("this is a file, not a run directory", "E702", path=path)
     if path.exists() and (path / "run.json").exists() and not force:
         raise train_error("a run is already there", "E702", path=path,
-                    hint=f"continue it with --resume {path}, or pass --force to overwrite it")
+                          hint=f"continue it with --resume {path}, or pass --force to overwrite it")
     path.mkdir(parents=True, exist_ok=True)
     for stale in ("checkpoint.npz", "boundary.png", "loss.png"):
         if (path / stale).exists():

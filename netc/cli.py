@@ -237,6 +237,7 @@ def _examples_first(net, out, n: int, stacked: bool):
 def cmd_sweep(args) -> int:
     from netc.runtime.runs import next_run_dir
     from netc.runtime.sweep import parse_values, sweep
+    from netc.runtime.train import DEFAULT_OPTIMIZER
 
     lrs = parse_values(args.lr)
     out = Path(args.out) if args.out else next_run_dir(Path("runs") / f"{Path(args.spec).stem}"
@@ -247,7 +248,7 @@ def cmd_sweep(args) -> int:
     result = sweep(args.spec, args.data, lrs, out=out, seed=args.seed or 0,
                    progress=False if args.quiet else None, steps=args.steps,
                    epochs=args.epochs, batch_size=args.batch_size,
-                   optimizer=args.optimizer, momentum=args.momentum,
+                   optimizer=args.optimizer or DEFAULT_OPTIMIZER, momentum=args.momentum,
                    weight_decay=args.weight_decay, val=args.val, **_data_options(args))
     if not args.quiet:
         print(result.table())

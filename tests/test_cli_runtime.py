@@ -250,6 +250,10 @@ def test_sweep_prints_its_table_and_writes_its_figure(capsys, tmp_path):
     assert (tmp_path / "s/sweep.png").exists()
     code, _, err = _run(capsys, "sweep", CS231N, "--lr", "0.1,fast", "--data", "toy:moons")
     assert code == 2 and "'fast' is not a number" in _one_line_error(err, "E701")
+    code, out, err = _run(capsys, "sweep", CS231N, "--lr", "0.1,0.01", "--data", "toy:moons",
+                          "--steps", "20", "--out", tmp_path / "defaults")
+    assert code == 0, err
+    assert "accuracy" in out.splitlines()[1]  # a classifier's table has an accuracy column
 
 
 # --------------------------------------------------------------------------- Ctrl-C

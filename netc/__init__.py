@@ -3,7 +3,19 @@
 __version__ = "0.1.0"
 
 from netc.compiler import NetError, compile_spec  # noqa: E402
-from netc.runtime.loader import load  # noqa: E402
-from netc.runtime.train import train  # noqa: E402
 
 __all__ = ["NetError", "__version__", "compile_spec", "load", "train"]
+
+
+def __getattr__(name: str):
+    # load() and train() bring in NumPy and the runtime: imported on first use, so that
+    # `netc compile` of a cached spec starts in a blink
+    if name == "load":
+        from netc.runtime.loader import load
+
+        return load
+    if name == "train":
+        from netc.runtime.train import train
+
+        return train
+    raise AttributeError(f"module 'netc' has no attribute {name!r}")

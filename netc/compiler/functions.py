@@ -10,13 +10,14 @@ inputs. Expressions are always built from the parse tree, never from text.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass, field
 from importlib import resources
 
 import sympy as sp
 
-from netc.compiler import ast
+from netc.compiler import ast, exprcache
 from netc.compiler.errors import Loc, NetNameError, NetTypeError, NetValueError, did_you_mean
 
 
@@ -68,6 +69,7 @@ class ElementwiseFn:
     origin: str  # "prelude" or "spec"
     loss_reduce: str | None = None  # a loss fn: its default reduction ("mean" or "sum")
     text: str = ""  # the body as the definition wrote it
+    key: str = ""  # what its derivatives depend on (for the derivative cache)
     derivatives: tuple[sp.Expr, ...] = field(default=())
     output_form: tuple[bool, ...] = field(default=())
     cls: type = field(default=NetFunction)
@@ -269,6 +271,8 @@ def _simplify(expr: sp.Expr) -> sp.Expr:
     ``sp.simplify`` is avoided on purpose: it is slow, and it likes forms such as
     ``1/cosh(z)**2`` that overflow where ``1 - tanh(z)**2`` does not.
     """
+    if expr.is_Atom or sp.count_ops(expr) <= 2:  # nothing to gain
+        return expr
     allowed = _functions_in(expr)
     best = expr
     for candidate in (sp.factor(expr), sp.cancel(expr)):
@@ -282,13 +286,16 @@ def _known_forms(expr: sp.Expr, fns: dict[str, ElementwiseFn]) -> sp.Expr:
     """Rewrite forms that overflow, or that have a named prelude form, into that form:
     ``1/(1 + exp(-u))`` and ``exp(u - softplus(u))`` become ``sigmoid(u)``, and
     ``log(1 + exp(u))`` becomes ``softplus(u)``, so such forms never reach generated code."""
+    if not expr.has(sp.exp):  # every pattern has an exp: skip the (slow) matching
+        return expr
     w = sp.Wild("w")
     if "sigmoid" in fns:
         sigmoid = fns["sigmoid"].cls
-        expr = expr.replace(sp.exp(w - LogAddExp(0, w)), sigmoid(w))
+        if expr.has(LogAddExp):
+            expr = expr.replace(sp.exp(w - LogAddExp(0, w)), sigmoid(w))
         expr = expr.replace(1 / (1 + sp.exp(w)), sigmoid(-w))
         expr = expr.replace(sp.exp(w) / (1 + sp.exp(w)), sigmoid(w))
-    if "softplus" in fns:
+    if "softplus" in fns and expr.has(sp.log):
         expr = expr.replace(sp.log(1 + sp.exp(w)), fns["softplus"].cls(w))
     return expr
 
@@ -336,25 +343,88 @@ def define(node: ast.FnDef, fns: dict[str, ElementwiseFn], origin: str,
                        tuple(p.default for p in node.params), symbols, body, node.loc, origin,
                        node.loss_reduce, source_span(source, node.body.loc), cls=cls)
     cls.netc_fn = fn
+    cache_key = _cache_key(fn, fns)
+    cached = _from_cache(fn, fns, cache_key)
+    if cached is None:
+        cached = _derive(fn, fns, node)
+        _to_cache(fn, cached, cache_key)
+    object.__setattr__(fn, "derivatives", cached[0])
+    object.__setattr__(fn, "output_form", cached[1])
+    object.__setattr__(fn, "key", cache_key or "")
+    return fn
+
+
+def _derive(fn: ElementwiseFn, fns: dict[str, ElementwiseFn], node: ast.FnDef):
+    """Each partial derivative, tidied and in terms of the output where that is simpler."""
     out = sp.Dummy("out")
     derivs, forms = [], []
-    for var in symbols:
-        d = sp.diff(body, var)
-        if d.has(sp.Derivative, sp.Subs, sp.nan, sp.zoo) or body.has(sp.nan, sp.zoo, sp.I):
-            raise NetValueError(f"SymPy finds no finite derivative of '{node.name}' for "
+    for var in fn.symbols:
+        d = sp.diff(fn.body, var)
+        if d.has(sp.Derivative, sp.Subs, sp.nan, sp.zoo) or fn.body.has(sp.nan, sp.zoo, sp.I):
+            raise NetValueError(f"SymPy finds no finite derivative of '{fn.name}' for "
                                 f"'{var}'", node.loc, code="E402")
         d = _normal_sign(_simplify(_known_forms(d, fns)))
-        form = _output_form(body, d, var, out)
+        form = _output_form(fn.body, d, var, out)
         forms.append(form is not None)
         if form is not None:
             derivs.append(form.xreplace({out: fn.call}))
         elif sp.count_ops(d) > LONG_DERIVATIVE and not fn.loss_reduce:
-            derivs.append(_derivative_function(fn, var, d)(*symbols))
+            derivs.append(_derivative_function(fn, var, d)(*fn.symbols))
         else:
             derivs.append(d)
-    object.__setattr__(fn, "derivatives", tuple(derivs))
-    object.__setattr__(fn, "output_form", tuple(forms))
-    return fn
+    return tuple(derivs), tuple(forms)
+
+
+def _cache_key(fn: ElementwiseFn, fns: dict[str, ElementwiseFn]) -> str | None:
+    """What the derivatives depend on: the definition, and the definitions it calls."""
+    try:
+        body = json.dumps(exprcache.dump(fn.body))
+    except TypeError:
+        return None
+    deps = sorted({f.func.__name__ for f in fn.body.atoms(NetFunction)} - {fn.name})
+    dep_keys = [getattr(fns[d], "key", "") for d in deps if d in fns]
+    if any(not k for k in dep_keys):
+        return None
+    return exprcache.key(fn.name, repr(fn.params), repr(fn.defaults), str(fn.loss_reduce),
+                         body, *dep_keys)
+
+
+def _to_cache(fn: ElementwiseFn, derived, cache_key: str | None) -> None:
+    if cache_key is None:
+        return
+    records = []
+    try:
+        for d, form in zip(*derived, strict=True):
+            if isinstance(d, DerivativeFunction):
+                records.append({"helper": exprcache.dump(d.expr), "output_form": form})
+            else:
+                records.append({"expr": exprcache.dump(d), "output_form": form})
+    except TypeError:
+        return
+    exprcache.write(cache_key, {"name": fn.name, "derivatives": records})
+
+
+def _from_cache(fn: ElementwiseFn, fns: dict[str, ElementwiseFn], cache_key: str | None):
+    if cache_key is None:
+        return None
+    record = exprcache.read(cache_key)
+    if not record or record.get("name") != fn.name:
+        return None
+    helpers = {(f.name, type(d).index): type(d) for f in fns.values()
+               for d in f.derivatives if isinstance(d, DerivativeFunction)}
+    scope = {**fns, fn.name: fn}
+    derivs, forms = [], []
+    try:
+        for var, rec in zip(fn.symbols, record["derivatives"], strict=True):
+            if "helper" in rec:
+                expr = exprcache.load(rec["helper"], scope, helpers)
+                derivs.append(_derivative_function(fn, var, expr)(*fn.symbols))
+            else:
+                derivs.append(exprcache.load(rec["expr"], scope, helpers))
+            forms.append(bool(rec["output_form"]))
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+    return tuple(derivs), tuple(forms)
 
 
 @functools.cache

@@ -11,13 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 from netc.compiler import compile_spec
-
-
-def cache_dir() -> Path:
-    """Where compiled modules are kept: $NETC_CACHE, or a folder in the user's cache."""
-    base = os.environ.get("NETC_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "netc")
-    return Path(base)
+from netc.compiler.cache import cache_dir
 
 
 def load_source(source: str, name: str) -> ModuleType:

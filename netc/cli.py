@@ -56,7 +56,15 @@ def cmd_check(args) -> int:
     report = check_grads(module, seed=args.seed, tol=args.tol)
     print(f"{args.spec}: loss {float(report.loss):.6g}")
     print(report.format_table())
-    return 0 if report.ok else 1
+    ok = report.ok
+    if args.stages:
+        from netc.runtime.stages import check_stages
+
+        stages = check_stages(text, args.spec, module, seed=args.seed, tol=args.tol)
+        print("\nstage by stage (each backward line alone, fed exact upstream gradients):")
+        print(stages.format_table())
+        ok = ok and stages.ok
+    return 0 if ok else 1
 
 
 # --------------------------------------------------------------------------- runtime
@@ -312,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tol", type=float, default=1e-6)
     p.add_argument("--wrt", action="append", default=[], help="also check this input")
+    p.add_argument("--stages", action="store_true",
+                   help="also check each line of backward() on its own, to find a wrong one")
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("train", help="train a spec on data; write a run directory",

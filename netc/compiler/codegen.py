@@ -218,6 +218,8 @@ class _Module:
                 "GRAD_INPUTS = " + _tuple(t.name for t in data
                                           if t.role == "input" and t.wants_grad),
                 f"LAYOUT = {g.layout!r}",
+                f"BATCH_DIM = {_batch_dim(g)!r}  # the dim examples are stacked along",
+                f"OUTPUT = {_output_kind(g)!r}  # what predict() returns",
                 "# the same by Python name, for the argument checks",
                 "SHAPES = {" + ", ".join(f"{t.pyname!r}: {_tuple(t.shape)}"
                                          for t in g.tensors) + "}",
@@ -344,6 +346,31 @@ class _Module:
             f'    """The network\'s output before the loss: {out.label}."""',
             *self._unpack_params(used), *self._bind_dims(used | dims),
             *self._guard(checked), *body, f"    return {to_code(result)}"])
+
+
+def _batch_dim(g: Graph) -> str | None:
+    """The symbolic dim along which the first input stacks examples, if it has one."""
+    for t in g.tensors:
+        if t.role == "input" and t.shape:
+            d = t.shape[0] if g.layout != "columns" else t.shape[-1]
+            return d if isinstance(d, str) else None
+    return None
+
+
+def _output_kind(g: Graph) -> str:
+    """'probabilities' (softmax or sigmoid), 'logits' (a class loss reads them), 'scores'
+    (a hinge loss reads them), or 'values' (anything else, e.g. a regression's output)."""
+    out = g.nodes[g.output]
+    fn = out.attr("fn")
+    if out.op == "softmax" or (fn is not None and fn.name == "sigmoid"):
+        return "probabilities"
+    readers = [g.nodes[c] for c in g.consumers()[out.id]]
+    if any(r.op in ("ce", "log_softmax") or (r.attr("fn") is not None and r.attr("fn").name
+                                               == "bce_with_logits") for r in readers):
+        return "logits"
+    if any(r.attr("hinge") for r in readers):
+        return "scores"
+    return "values"
 
 
 def _ancestors(g: Graph, node_id: int) -> set[int]:

@@ -809,7 +809,8 @@ class _Lowerer:
         margins = self._add("ewise", (scores, correct, onehot), shape,
                             self.namer.claim("margins"), e.loc,
                             f"max(0, {snode.name} - correct + {margin}), 0 for {tname}",
-                            expr=sp.Max(0, a0 - a1 + margin) * (1 - a2), named=True)
+                            expr=sp.Max(0, a0 - a1 + margin) * (1 - a2), named=True,
+                            hinge=True)
         node = self._add("sum", (margins,), (), self._name(base, False), e.loc,
                          "sum(margins)", axis=None, keepdims=False)
         count = sym.size_expr(attrs["batch"]) if reduce == "mean" else sp.Integer(1)

@@ -10,7 +10,8 @@ import keyword
 GENERATED = frozenset({
     "np", "numpy", "params", "cache", "grads", "rng", "seed", "forward", "backward",
     "predict", "init_params", "PARAMS", "INPUTS", "TARGETS", "TRAINABLE", "GRAD_INPUTS",
-    "DIMS", "LAYOUT", "softmax", "log_softmax", "logsumexp", "erf", "one_hot",
+    "DIMS", "LAYOUT", "BATCH_DIM", "OUTPUT", "softmax", "log_softmax", "logsumexp", "erf",
+    "one_hot",
     "SHAPES", "INTEGER", "missing_param", "shape_mismatch", "locals", "ValueError",
 })
 

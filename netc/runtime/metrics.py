@@ -52,15 +52,15 @@ def count_correct(net: Any, out: Any, y: np.ndarray, kind: tuple,
                   decl_ndim: int | None = None) -> tuple[int, int] | None:
     """``(correct, counted)`` for the outputs ``out`` of ``predict`` against target ``y``.
 
-    Binary targets: ``out > 0.5``; one-hot targets: argmax along the class axis of both;
-    class indices: argmax of ``out`` along its class axis. None when ``out`` does not
-    have the shape these need.
+    Binary targets: ``out > 0.5`` (``out > 0`` when predict returns logits); one-hot
+    targets: argmax along the class axis of both; class indices: argmax of ``out`` along its
+    class axis. None when ``out`` does not have the shape these need.
     """
     out = np.asarray(out)
     if kind[0] == "binary":
         if out.size != y.size:
             return None
-        pred = out.reshape(y.shape) > 0.5
+        pred = out.reshape(y.shape) > _threshold(net)
         return int(np.sum(pred == (y > 0.5))), int(y.size)
     if kind[0] == "onehot":
         if out.shape != y.shape:
@@ -78,12 +78,17 @@ def count_correct(net: Any, out: Any, y: np.ndarray, kind: tuple,
     return None
 
 
+def _threshold(net: Any) -> float:
+    """Where a binary prediction flips: 0.5 for probabilities, 0 for logits."""
+    return 0.0 if getattr(net, "OUTPUT", "probabilities") == "logits" else 0.5
+
+
 def predicted_labels(net: Any, out: Any, kind: tuple, n: int,
                      decl_ndim: int) -> np.ndarray | None:
     """The class ``predict`` chose for each of ``n`` examples (None if ``out`` does not fit)."""
     out = np.asarray(out)
     if kind[0] == "binary":
-        return (out.reshape(n) > 0.5).astype(int) if out.size == n else None
+        return (out.reshape(n) > _threshold(net)).astype(int) if out.size == n else None
     if kind[0] == "onehot":
         if out.ndim != decl_ndim:
             return None

@@ -22,6 +22,8 @@ TARGETS = {'y': ('onehot', 1)}
 TRAINABLE = ('W1', 'W2', 'W3')
 GRAD_INPUTS = ()
 LAYOUT = 'torch'
+BATCH_DIM = 'n'  # the dim examples are stacked along
+OUTPUT = 'probabilities'  # what predict() returns
 # the same by Python name, for the argument checks
 SHAPES = {'x': ('n', 10), 'y': ('n', 4), 'W1': (8, 10), 'W2': (6, 8), 'W3': (4, 6)}
 INTEGER = ()

@@ -34,7 +34,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def cmd_compile(args) -> int:
     text = _read(args.spec)
-    source = compile_spec(text, args.spec, wrt=tuple(args.wrt))
+    source = compile_spec(text, args.spec, wrt=tuple(args.wrt), style=args.style,
+                          dtype=args.dtype)
     out = Path(args.output) if args.output else Path(args.spec).with_suffix(".py")
     if out.exists() and not args.force:
         head = out.read_text(encoding="utf-8", errors="replace")[: len(BANNER)]
@@ -314,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", help="output .py (default: beside the spec)")
     p.add_argument("--force", action="store_true", help="overwrite a file netc did not write")
     p.add_argument("--wrt", action="append", default=[], help="also differentiate this input")
+    p.add_argument("--style", choices=("readable", "fast"), default="readable",
+                   help="readable (default): one NumPy expression per line; fast: the same "
+                        "computations in place, in buffers reused across calls")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="the dtype of the params init_params() makes")
     p.set_defaults(run=cmd_compile)
     p = sub.add_parser("check", help="compare backward() with central differences")
     p.add_argument("spec")

@@ -9,6 +9,7 @@ import sympy as sp
 from netc import __version__
 from netc.compiler import BANNER, helpers, sym
 from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
+from netc.compiler.fast import Emitter
 from netc.compiler.functions import DerivativeFunction, ElementwiseFn, NetFunction
 from netc.compiler.ir import Graph, Node, placeholder
 from netc.compiler.names import Namer
@@ -143,14 +144,24 @@ def _tuple(items) -> str:
 
 
 class _Module:
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, style: str = "readable", dtype: str = "float64") -> None:
+        if style not in STYLES:
+            raise ValueError(f"unknown style {style!r}; styles: {', '.join(STYLES)}")
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; dtypes: {', '.join(DTYPES)}")
         self.g = graph
+        self.dtype = dtype
+        self.fast = style == "fast"
         reserved = {n.name for n in graph.nodes} | {d for d, _, _ in graph.dims}
         self.namer = Namer(reserved)
         self.bw: Backward = differentiate(graph, self.namer)
         self.values = forward_values(graph)
         self.consumers = graph.consumers()
         self._plan_forward()
+        shapes_of = {value_symbol(n): n.shape for n in graph.nodes if n.shape}
+        shapes_of.update({sp.Symbol(ln.target, real=True): ln.node.shape
+                          for ln in self.bw.lines if ln.node.shape})
+        self.emitter = Emitter(shapes_of)
 
     # -- which forward values get a line, which are inlined into their consumer
     def _plan_forward(self) -> None:
@@ -187,9 +198,30 @@ class _Module:
 
     # -- sections
     def text(self) -> str:
+        backward = self._backward()  # backward first: forward's cache must carry the
+        forward = self._forward()    # workspace if either uses it
         parts = [self._header(), self._tables(), self._helpers(), self._init_params(),
-                 self._forward(), self._backward(), self._predict()]
+                 self._workspace() if self.emitter.buffers else "", forward, backward,
+                 self._predict()]
         return "\n\n".join(p.rstrip("\n") for p in parts if p) + "\n"
+
+    def _workspace(self) -> str:
+        """``workspace(n, dtype)``: every buffer of the fast style, made once per shape."""
+        dims = [d for d, _, _ in self.g.dims]
+        rows = [f"            {name!r}: np.empty({_tuple_code(shape)}, dtype),"
+                for name, shape in self.emitter.buffers.items()]
+        key = "(" + "".join(f"{d}, " for d in dims) + "np.dtype(dtype))"
+        return "\n".join([
+            "_WORKSPACES = {}", "", "",
+            f"def workspace({', '.join([*dims, 'dtype'])}):",
+            '    """The buffers forward() and backward() write into, made on first use for each',
+            '    batch shape and dtype and reused by every later call (so a cache or gradient',
+            '    returned by one call is overwritten by the next: copy what you keep)."""',
+            f"    key = {key}",
+            "    ws = _WORKSPACES.get(key)",
+            "    if ws is None:",
+            "        ws = _WORKSPACES[key] = {", *rows, "        }",
+            "    return ws"])
 
     def _header(self) -> str:
         g = self.g
@@ -218,6 +250,7 @@ class _Module:
                 "GRAD_INPUTS = " + _tuple(t.name for t in data
                                           if t.role == "input" and t.wants_grad),
                 f"LAYOUT = {g.layout!r}",
+                f"DTYPE = np.{self.dtype}  # of the params and of the arrays netc makes",
                 f"BATCH_DIM = {_batch_dim(g)!r}  # the dim examples are stacked along",
                 f"OUTPUT = {_output_kind(g)!r}  # what predict() returns",
                 "# the same by Python name, for the argument checks",
@@ -254,7 +287,11 @@ class _Module:
                  '    """Initial values: the spec\'s where it gives them, random otherwise."""']
         if any("rng." in v for v in values):
             lines.append("    rng = np.random.default_rng(seed)")
-        return "\n".join([*lines, "    return {", *values, "    }"])
+        if self.dtype == "float64":
+            return "\n".join([*lines, "    return {", *values, "    }"])
+        return "\n".join([*lines, "    params = {", *values, "    }",
+                          "    return {name: value.astype(DTYPE) for name, value in "
+                          "params.items()}"])
 
     def _forward(self) -> str:
         g = self.g
@@ -262,13 +299,18 @@ class _Module:
         lines = [f"def forward(params, {', '.join(args)}):" if args else
                  "def forward(params):",
                  '    """Loss and the cache backward() needs."""']
-        body, _ = self._staged_lines(None)
+        body, _ = self._staged_lines(None, fast=self.fast)
         params = {t.pyname for t in g.tensors if t.role == "param"}
         lines += self._unpack_params(params)
         lines += self._bind_dims({d for d, _, _ in g.dims})
         lines += self._guard([t for t in g.tensors])
+        if self.fast and self.emitter.buffers:
+            first = next(t for t in (*[t for t in g.tensors if t.role == "input"], *g.tensors))
+            dims = [d for d, _, _ in g.dims]
+            lines.append(f"    ws = workspace({', '.join([*dims, first.pyname + '.dtype'])})")
         lines += body
-        cache = ", ".join(f"{c!r}: {c}" for c in self.cache_names)
+        names = [*self.cache_names, *(["ws"] if self.fast and self.emitter.buffers else [])]
+        cache = ", ".join(f"{c!r}: {c}" for c in names)
         lines.append(_wrap(f"    cache = {{{cache}}}", indent=8))
         lines.append(f"    return {self.g.nodes[g.loss].name}, cache")
         return "\n".join(lines)
@@ -296,7 +338,8 @@ class _Module:
         return [_line(f"{d} = {t}.shape[{axis}]", f"{d}: dim {axis} of {t}")
                 for d, t, axis in self.g.dims if d in used]
 
-    def _staged_lines(self, needed: set[int] | None) -> tuple[list[str], set[str]]:
+    def _staged_lines(self, needed: set[int] | None,
+                      fast: bool = False) -> tuple[list[str], set[str]]:
         """A line per staged node (all, or those in ``needed``) and the names they use."""
         lines, used = [], set()
         for n in self.g.nodes:
@@ -305,10 +348,18 @@ class _Module:
                 continue
             expr = forward_expr(n, [self.value(a) for a in n.args])
             used |= {s.name for s in expr.free_symbols}
-            lines.append(_line(_assign(n.name, expr),
-                               f"{_shape_text(n.shape)} {n.name} = {n.label}  "
-                               f"(line {n.loc.line})"))
+            comment = f"{_shape_text(n.shape)} {n.name} = {n.label}  (line {n.loc.line})"
+            lines.append(self._fast_group(n.name, expr, n.shape, comment) if fast
+                         else _line(_assign(n.name, expr), comment))
         return lines, used
+
+    def _fast_group(self, target: str, expr: sp.Expr, shape, comment: str) -> str:
+        """A staged computation in place: its comment, then its in-place lines."""
+        group = self.emitter.statement(target, expr, shape)
+        if len(group) == 1:
+            return _line(group[0], comment)
+        above = textwrap.wrap(comment, WIDTH - 6, break_long_words=False)
+        return "\n".join([*("    # " + c for c in above), *("    " + g for g in group)])
 
     def _backward(self) -> str:
         lines = ["def backward(cache):",
@@ -316,7 +367,13 @@ class _Module:
         for c in self.cache_names:
             lines.append(f"    {c} = cache[{c!r}]")
         for ln, expr in self.bw_lines:
-            lines.append(_line(_assign(ln.target, expr), self._bw_comment(ln)))
+            if self.fast:
+                lines.append(self._fast_group(ln.target, expr, ln.node.shape,
+                                              self._bw_comment(ln)))
+            else:
+                lines.append(_line(_assign(ln.target, expr), self._bw_comment(ln)))
+        if self.emitter.buffers:  # backward wrote into the workspace
+            lines.insert(2 + len(self.cache_names), "    ws = cache['ws']")
         outs = ", ".join(f"{k!r}: {to_code(v)}" for k, v in self.bw.outputs)
         lines.append(_wrap(f"    return {{{outs}}}", indent=8))
         return "\n".join(lines)
@@ -509,9 +566,14 @@ def _docstring_safe(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def generate(graph: Graph) -> str:
-    """The generated module's source text."""
-    return _Module(graph).text()
+STYLES = ("readable", "fast")
+DTYPES = ("float64", "float32")
+
+
+def generate(graph: Graph, style: str = "readable", dtype: str = "float64") -> str:
+    """The generated module's source text, in one of the :data:`STYLES`; ``dtype`` is that
+    of the params ``init_params`` makes (the arrays computed follow the inputs' dtype)."""
+    return _Module(graph, style, dtype).text()
 
 
 def generate_stages(graph: Graph) -> str:

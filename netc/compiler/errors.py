@@ -49,9 +49,14 @@ class NetError(Exception):
             return head + (f"\n  hint: {self.hint}" if self.hint else "")
         loc = self.loc
         lines = [f"{filename}:{loc.line}:{loc.column}: error: {self.message} [{self.code}]"]
-        src_lines = source.splitlines() if source is not None else []
-        if 0 < loc.line <= len(src_lines):
-            text = src_lines[loc.line - 1].expandtabs(1)
+        if source is not None:
+            # lines as the parser counts them (splitlines() would also split at \x1e and co.)
+            src_lines = source.split("\n")
+            # a place past the last line (an empty spec, the end of the file) shows empty
+            text = src_lines[loc.line - 1] if loc.line <= len(src_lines) else ""
+            # one column per character: tabs and control characters shown as one space
+            text = "".join(" " if c == "\t" or not c.isprintable() else c
+                           for c in text.rstrip("\r"))
             width = loc.end_column - loc.column if loc.end_line == loc.line else len(text)
             width = max(1, min(width, len(text) - loc.column + 1))
             lines.append("    " + text)

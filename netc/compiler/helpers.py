@@ -31,8 +31,11 @@ def logsumexp(a, axis=None, keepdims=False):
 
 
 def one_hot(y, classes, axis):
-    """Class indices y as one-hot vectors along axis (rows: -1 or 1; columns: 0)."""
-    return np.moveaxis(np.eye(classes)[y], -1, axis)
+    """Class indices y as one-hot vectors along axis (rows: -1 or 1; columns: 0).
+
+    int8, so that arithmetic with float32 values stays float32 (and float64 stays float64).
+    """
+    return np.moveaxis(np.eye(classes, dtype=np.int8)[y], -1, axis)
 
 
 def erf(x):

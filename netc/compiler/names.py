@@ -10,9 +10,10 @@ import keyword
 GENERATED = frozenset({
     "np", "numpy", "params", "cache", "grads", "rng", "seed", "forward", "backward",
     "predict", "init_params", "PARAMS", "INPUTS", "TARGETS", "TRAINABLE", "GRAD_INPUTS",
-    "DIMS", "LAYOUT", "BATCH_DIM", "OUTPUT", "softmax", "log_softmax", "logsumexp", "erf",
+    "DIMS", "LAYOUT", "BATCH_DIM", "OUTPUT", "DTYPE", "softmax", "log_softmax", "logsumexp", "erf",
     "one_hot",
     "SHAPES", "INTEGER", "missing_param", "shape_mismatch", "locals", "ValueError",
+    "ws", "workspace", "_WORKSPACES",
 })
 
 

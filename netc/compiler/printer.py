@@ -232,7 +232,7 @@ class NetPrinter(NumPyPrinter):
         return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
     def _print_Full(self, expr):
-        return f"np.full({self._shape(expr.args[0])}, {self._print(expr.args[1])})"
+        return f"np.full({self._shape(expr.args[0])}, {self._print(expr.args[1])}, DTYPE)"
 
     def _print_BroadcastTo(self, expr):
         return f"np.broadcast_to({self._print(expr.args[0])}, {self._shape(expr.args[1])})"

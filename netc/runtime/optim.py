@@ -77,7 +77,8 @@ class Momentum(Optimizer):
 
     def update(self, name: str, p: np.ndarray, g: np.ndarray) -> np.ndarray:
         velocity = self.slots.setdefault("v", {})
-        v = g if name not in velocity else self.momentum * velocity[name] + g
+        # a copy at first: g may be a buffer the next backward() overwrites (fast style)
+        v = g.copy() if name not in velocity else self.momentum * velocity[name] + g
         velocity[name] = v
         return p - self.lr * v
 

@@ -22,6 +22,7 @@ TARGETS = {'y': ('onehot', 1)}
 TRAINABLE = ('W1', 'W2', 'W3')
 GRAD_INPUTS = ()
 LAYOUT = 'torch'
+DTYPE = np.float64  # of the params and of the arrays netc makes
 BATCH_DIM = 'n'  # the dim examples are stacked along
 OUTPUT = 'probabilities'  # what predict() returns
 # the same by Python name, for the argument checks

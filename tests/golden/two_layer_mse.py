@@ -26,6 +26,7 @@ TARGETS = {'y': ('real',)}
 TRAINABLE = ('W_1', 'b_1', 'W_2', 'b_2')
 GRAD_INPUTS = ()
 LAYOUT = 'rows'
+DTYPE = np.float64  # of the params and of the arrays netc makes
 BATCH_DIM = 'm'  # the dim examples are stacked along
 OUTPUT = 'values'  # what predict() returns
 # the same by Python name, for the argument checks

@@ -1,0 +1,249 @@
+"""The fast emission style: each staged computation written into a buffer that is made
+once per batch shape and reused, with NumPy's ``out=`` arguments instead of temporaries.
+
+``grad_z2 = grad_h2 * h2 * (1 - h2)`` becomes three in-place ufunc calls into the buffer
+of ``grad_z2``::
+
+    grad_z2 = ws['grad_z2']
+    np.subtract(1, h2, out=grad_z2)
+    np.multiply(grad_z2, h2, out=grad_z2)
+    np.multiply(grad_z2, grad_h2, out=grad_z2)
+
+Anything the emitter does not know how to do in place is written as in the readable
+style, so the fast style is never wrong where the readable one is right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from netc.compiler import shapes, sym
+from netc.compiler.functions import DerivativeFunction, LogAddExp, NetFunction
+from netc.compiler.printer import to_code, to_code_wrapped
+from netc.compiler.shapes import Shape
+
+WIDTH = 100
+_UNARY = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.Abs: "abs", sp.sign: "sign",
+          sp.sin: "sin", sp.cos: "cos"}
+
+
+@dataclass
+class Emitter:
+    """Writes one statement at a time; remembers the buffers (and their shapes) it used."""
+
+    symbol_shapes: dict[sp.Symbol, Shape]
+    buffers: dict[str, Shape] = field(default_factory=dict)  # workspace name -> shape
+    lines: list[str] = field(default_factory=list)
+    _free: list[str] = field(default_factory=list)
+
+    # -- shapes
+    def shape_of(self, e: sp.Expr) -> Shape | None:
+        """The shape of an expression whose shape netc can tell, else None."""
+        if isinstance(e, sp.Symbol):
+            return self.symbol_shapes.get(e, ())
+        if e.is_number:
+            return ()
+        if isinstance(e, sym.T):
+            inner = self.shape_of(e.args[0])
+            return None if inner is None else tuple(reversed(inner))
+        if isinstance(e, sym.MatMul):
+            a, b = (self.shape_of(x) for x in e.args)
+            return None if a is None or b is None else shapes.matmul(a, b)
+        if isinstance(e, sym.BroadcastTo):
+            return tuple(int(d) if d.is_Integer else d.name for d in e.args[1])
+        if isinstance(e, sym.SumAxis | sym.MeanAxis):
+            inner = self.shape_of(e.args[0])
+            if inner is None or len(e.args[1]) != 1:
+                return None
+            return shapes.reduce(inner, int(e.args[1][0]), e.args[2] == sp.true)
+        if isinstance(e, sp.Add | sp.Mul | sp.Pow | sp.Max | sp.Min | LogAddExp | NetFunction
+                      | DerivativeFunction | sp.Heaviside) or e.func in _UNARY:
+            out: Shape = ()
+            for a in e.args:
+                s = self.shape_of(a)
+                if s is None:
+                    return None
+                out = shapes.broadcast(out, s)
+                if out is None:
+                    return None
+            return out
+        return None
+
+    def is_scalar(self, e: sp.Expr) -> bool:
+        """No array in it: printed inline, as a Python or NumPy scalar."""
+        return not any(self.symbol_shapes.get(s) for s in e.free_symbols)
+
+    def is_leaf(self, e: sp.Expr) -> bool:
+        """Printed as an operand as it is: a name, a transpose of one, or a scalar."""
+        if isinstance(e, sp.Symbol) or isinstance(e, sym.T) and isinstance(e.args[0], sp.Symbol):
+            return True
+        return self.is_scalar(e)
+
+    # -- statements
+    def statement(self, target: str, expr: sp.Expr, shape: Shape) -> list[str]:
+        """Lines computing ``expr`` into the workspace buffer named ``target``."""
+        self.lines = []
+        if not shape or self.shape_of(expr) is None:  # a scalar, or no in-place form
+            return [f"{target} = {to_code_wrapped(expr, 4, WIDTH - 7 - len(target))}"]
+        self.buffers[target] = shape
+        self.lines.append(f"{target} = ws[{target!r}]")
+        self._used: set[str] = set()
+        result = self._into(expr, target, shape)
+        if result != target:
+            self.lines.append(f"np.copyto({target}, {result})")
+        return self.lines
+
+    def _temp(self, shape: Shape) -> str:
+        name = next((t for t, s in self.buffers.items()
+                     if t.startswith("_tmp") and s == shape and t not in self._used), None)
+        if name is None:
+            name = f"_tmp{len([b for b in self.buffers if b.startswith('_tmp')])}"
+            self.buffers[name] = shape
+        self._used.add(name)
+        self.lines.append(f"{name} = ws[{name!r}]")
+        return name
+
+    def _operand(self, e: sp.Expr, shape: Shape) -> str:
+        """``e`` as an operand: itself if a leaf, else computed into a temporary."""
+        if self.is_leaf(e):
+            return to_code(e)
+        return self._into(e, self._temp(shape), shape)
+
+    def _into(self, e: sp.Expr, dst: str, shape: Shape) -> str:
+        """Compute ``e`` (of shape ``shape`` or broadcasting to it) into ``dst``."""
+        if self.is_leaf(e):
+            return to_code(e)
+        if isinstance(e, sym.BroadcastTo):  # a ufunc's out= broadcasts it anyway
+            return self._into(e.args[0], dst, shape)
+        if isinstance(e, NetFunction):
+            fn = e.func.netc_fn
+            return self._into(fn.body.xreplace(dict(zip(fn.symbols, e.args, strict=True))),
+                              dst, shape)
+        if isinstance(e, DerivativeFunction):
+            fn = e.netc_fn
+            return self._into(e.expr.xreplace(dict(zip(fn.symbols, e.args, strict=True))),
+                              dst, shape)
+        if isinstance(e, sym.MatMul) and all(self.is_leaf(a) for a in e.args) \
+                and self.shape_of(e) == shape:
+            a, b = (to_code(x) for x in e.args)
+            self.lines.append(f"np.matmul({a}, {b}, out={dst})")
+            return dst
+        if isinstance(e, sym.SumAxis | sym.MeanAxis):
+            arg, axes, keep = e.args
+            arg_shape = self.shape_of(arg)
+            if arg_shape is not None:
+                src = self._operand(arg, arg_shape)
+                fn = "sum" if isinstance(e, sym.SumAxis) else "mean"
+                axis = ", ".join(str(int(a)) for a in axes)
+                axis = axis if len(axes) == 1 else f"({axis})"
+                keepdims = ", keepdims=True" if keep == sp.true else ""
+                self.lines.append(f"np.{fn}({src}, axis={axis}{keepdims}, out={dst})")
+                return dst
+        if isinstance(e, sp.Add | sp.Mul):
+            return self._fold(e, dst, shape)
+        if isinstance(e, sp.Pow):
+            return self._pow(e, dst, shape)
+        if e.func in _UNARY:
+            arg = self._into(e.args[0], dst, shape)
+            self.lines.append(f"np.{_UNARY[e.func]}({arg}, out={dst})")
+            return dst
+        if isinstance(e, sp.Max | sp.Min | LogAddExp):
+            ufunc = {sp.Max: "maximum", sp.Min: "minimum"}.get(e.func, "logaddexp")
+            acc = self._into(_heaviest(e.args), dst, shape)
+            for a in _rest(e.args):
+                self.lines.append(f"np.{ufunc}({acc}, {self._operand(a, shape)}, out={dst})")
+                acc = dst
+            return acc
+        if isinstance(e, sp.Heaviside):  # the (a > b) of a max gate or a relu
+            x = e.args[0]
+            pos = [t for t in sp.Add.make_args(x) if not t.could_extract_minus_sign()]
+            neg = [-t for t in sp.Add.make_args(x) if t.could_extract_minus_sign()]
+            left = self._operand(sp.Add(*pos), shape)
+            right = self._operand(sp.Add(*neg), shape)
+            self.lines.append(f"np.greater({left}, {right}, out={dst})")
+            return dst
+        # no in-place form: as readable
+        self.lines.append(f"{dst}[...] = {to_code_wrapped(e, 4, WIDTH - 12 - len(dst))}")
+        return dst
+
+    def _fold(self, e: sp.Expr, dst: str, shape: Shape) -> str:
+        """A sum or product, its heaviest term first (into ``dst``), then the others."""
+        is_add = isinstance(e, sp.Add)
+        scalars = [a for a in e.args if self.is_scalar(a)]
+        arrays = [a for a in e.args if not self.is_scalar(a)]
+        scalar = sp.Add(*scalars) if is_add else sp.Mul(*scalars)
+        if not arrays:
+            return to_code(e)
+        negated = [a for a in arrays if is_add and a.could_extract_minus_sign()
+                   and self.is_leaf(-a)]
+        if is_add and all(self.is_leaf(a) or a in negated for a in arrays):
+            # only names, some subtracted: start from a positive one (or from the scalar),
+            # so that p - y is one subtraction and 1 - h one too
+            positive = [a for a in arrays if a not in negated]
+            if positive:
+                first = positive[0]
+                acc = to_code(first)
+                rest = [a for a in arrays if a is not first]
+            elif scalar != 0:
+                first = negated[0]
+                self.lines.append(f"np.subtract({to_code(scalar)}, {to_code(-first)}, "
+                                  f"out={dst})")
+                acc, scalar = dst, sp.Integer(0)
+                rest = negated[1:]
+            else:
+                acc, rest = self._into(_heaviest(arrays), dst, shape), _rest(arrays)
+        else:
+            acc, rest = self._into(_heaviest(arrays), dst, shape), _rest(arrays)
+        for a in rest:
+            acc = self._combine(acc, a, is_add, dst, shape)
+        if scalar != (0 if is_add else 1):
+            acc = self._combine(acc, scalar, is_add, dst, shape)
+        return acc
+
+    def _combine(self, acc: str, a: sp.Expr, is_add: bool, dst: str, shape: Shape) -> str:
+        if is_add and a.could_extract_minus_sign():
+            op, a = "subtract", -a
+        elif not is_add and isinstance(a, sp.Pow) and a.exp == -1:
+            op, a = "divide", a.base
+        elif not is_add and isinstance(a, sp.Rational) and a.p == 1 and a.q != 1:
+            op, a = "divide", sp.Integer(a.q)
+        else:
+            op = "add" if is_add else "multiply"
+        self.lines.append(f"np.{op}({acc}, {self._operand(a, shape)}, out={dst})")
+        return dst
+
+    def _pow(self, e: sp.Pow, dst: str, shape: Shape) -> str:
+        base, exp = e.args
+        arg = self._into(base, dst, shape)
+        if exp == 2:
+            self.lines.append(f"np.square({arg}, out={dst})")
+        elif exp == -1:
+            self.lines.append(f"np.divide(1, {arg}, out={dst})")
+        elif exp == sp.Rational(1, 2):
+            self.lines.append(f"np.sqrt({arg}, out={dst})")
+        else:
+            self.lines.append(f"np.power({arg}, {to_code(exp)}, out={dst})")
+        return dst
+
+
+def _weight(e: sp.Expr) -> int:
+    # a matrix product is the one piece that can be written straight into the target
+    return sp.count_ops(e) + (0 if e.is_Atom else 1) + (100 if e.has(sym.MatMul) else 0)
+
+
+def _heaviest(args) -> sp.Expr:
+    """The argument to compute first: the most work, so the rest fold into it in place."""
+    return max(args, key=lambda a: (_weight(a), -list(args).index(a)))
+
+
+def _rest(args) -> list[sp.Expr]:
+    first = _heaviest(args)
+    out, skipped = [], False
+    for a in args:
+        if a == first and not skipped:
+            skipped = True
+            continue
+        out.append(a)
+    return out

@@ -170,6 +170,10 @@ class _Module:
         for n in g.nodes:
             if n.named_by_user and n.op in FORWARD and n.op != "transpose":
                 subs[forward_expr(n, [self.values[a] for a in n.args])] = value_symbol(n)
+            if n.attr("softmax_of"):  # p = exp(logp) is also softmax(o)
+                o, axis = n.attr("softmax_of")
+                subs[sym.Softmax(self.values[o], sp.Integer(axis))] = value_symbol(n)
+        self.subs = subs
         self.bw_lines = [(ln, sp.factor_terms(ln.expr.xreplace(subs))) for ln in self.bw.lines]
         referenced = set()
         for _, e in self.bw_lines:
@@ -346,12 +350,22 @@ class _Module:
             if ((needed is not None and n.id not in needed) or n.id in self.inline
                     or n.op in ("input", "target", "param", "const", "transpose")):
                 continue
-            expr = forward_expr(n, [self.value(a) for a in n.args])
+            expr = self._reuse(n, forward_expr(n, [self.value(a) for a in n.args]))
             used |= {s.name for s in expr.free_symbols}
             comment = f"{_shape_text(n.shape)} {n.name} = {n.label}  (line {n.loc.line})"
             lines.append(self._fast_group(n.name, expr, n.shape, comment) if fast
                          else _line(_assign(n.name, expr), comment))
         return lines, used
+
+    def _reuse(self, n: Node, expr: sp.Expr) -> sp.Expr:
+        """``expr`` with the values computed before ``n`` used by name (the loss of
+        ``softmax -> ce`` reads logp rather than computing log_softmax(o) again)."""
+        earlier = {k: v for k, v in self.subs.items()
+                   if v != value_symbol(n) and self._node_of(v) < n.id}
+        return expr.xreplace(earlier)
+
+    def _node_of(self, symbol: sp.Symbol) -> int:
+        return next(m.id for m in self.g.nodes if m.name == symbol.name)
 
     def _fast_group(self, target: str, expr: sp.Expr, shape, comment: str) -> str:
         """A staged computation in place: its comment, then its in-place lines."""
@@ -419,7 +433,8 @@ def _output_kind(g: Graph) -> str:
     (a hinge loss reads them), or 'values' (anything else, e.g. a regression's output)."""
     out = g.nodes[g.output]
     fn = out.attr("fn")
-    if out.op == "softmax" or (fn is not None and fn.name == "sigmoid"):
+    if out.op == "softmax" or out.attr("softmax_of") or (fn is not None and fn.name ==
+                                                         "sigmoid"):
         return "probabilities"
     readers = [g.nodes[c] for c in g.consumers()[out.id]]
     if any(r.op in ("ce", "log_softmax") or (r.attr("fn") is not None and r.attr("fn").name

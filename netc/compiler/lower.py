@@ -749,6 +749,7 @@ class _Lowerer:
             # `softmax -> ce(y)`: cross-entropy of those probabilities, computed from the
             # logits (the fused, stable form); predict() still returns the softmax.
             axis = lnode.attr("axis")
+            self._softmax_via_log(lnode)
             logits = lnode.args[0]
             lnode = self.nodes[logits]
         else:
@@ -761,6 +762,20 @@ class _Lowerer:
                          f"ce({lnode.name}, {self.nodes[target].name})", reduce=reduce,
                          **attrs)
         return node if scale == 1 else _Open(scale * _ref(node), (), e.loc)
+
+    def _softmax_via_log(self, p: Node) -> None:
+        """Compute softmax(o) as exp(log_softmax(o)) when ce reads it: the loss needs
+        log_softmax(o) anyway, and one exp is cheaper than a second softmax."""
+        if any(p.id in n.args for n in self.nodes):
+            return  # something else reads the softmax as it is
+        logp = Node(p.id, "log_softmax", p.args, p.shape, self.namer.claim("logp"), p.loc,
+                    p.stmt, f"log softmax({self.nodes[p.args[0]].name})", p.attrs, True)
+        self.nodes[p.id] = logp
+        new = self._add("ewise", (p.id,), p.shape, p.name, p.loc, p.label, named=True,
+                        expr=sp.exp(placeholder(0)), softmax_of=(p.args[0], p.attr("axis")))
+        for name, node_id in self.env.items():
+            if node_id == p.id:
+                self.env[name] = new
 
     def _nll(self, e: ast.Call, base: str):
         probs, target, reduce, scale = self._class_loss(e, base)

@@ -61,11 +61,6 @@ def shape_mismatch(declared, arrays, integer=()):
             return f"{name} holds class indices and must be integers, not {arrays[name].dtype}"
     return "the arguments' shapes do not match the spec"
 
-def softmax(a, axis):
-    """exp(a) / sum(exp(a)) along axis, shifted by the max so that exp cannot overflow."""
-    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
-
 def log_softmax(a, axis):
     """log(softmax(a)) without overflow or log(0)."""
     shifted = a - np.max(a, axis=axis, keepdims=True)
@@ -96,8 +91,9 @@ def forward(params, x, y):
     z2 = h1 @ W2.T                          # [n, 6] z2 = h1 W2^T  (line 8)
     h2 = sigmoid(z2)                        # [n, 6] h2 = sigmoid(z2)  (line 8)
     o = h2 @ W3.T                           # [n, 4] o = h2 W3^T  (line 8)
-    p = softmax(o, axis=1)                  # [n, 4] p = softmax(o)  (line 8)
-    loss = -np.sum(y * log_softmax(o, axis=1))  # [] loss = ce(o, y)  (line 8)
+    logp = log_softmax(o, axis=1)           # [n, 4] logp = log softmax(o)  (line 8)
+    p = np.exp(logp)                        # [n, 4] p = softmax(o)  (line 8)
+    loss = -np.sum(logp * y)                # [] loss = ce(o, y)  (line 8)
     cache = {'W2': W2, 'W3': W3, 'h1': h1, 'h2': h2, 'p': p, 'x': x, 'y': y}
     return loss, cache
 
@@ -135,5 +131,6 @@ def predict(params, x):
     z2 = h1 @ W2.T                          # [n, 6] z2 = h1 W2^T  (line 8)
     h2 = sigmoid(z2)                        # [n, 6] h2 = sigmoid(z2)  (line 8)
     o = h2 @ W3.T                           # [n, 4] o = h2 W3^T  (line 8)
-    p = softmax(o, axis=1)                  # [n, 4] p = softmax(o)  (line 8)
+    logp = log_softmax(o, axis=1)           # [n, 4] logp = log softmax(o)  (line 8)
+    p = np.exp(logp)                        # [n, 4] p = softmax(o)  (line 8)
     return p

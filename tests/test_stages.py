@@ -30,3 +30,13 @@ def test_an_injected_wrong_rule_is_found_at_its_stage(monkeypatch):
     assert bad == {"grad_h2", "grad_h1"}
     assert report.first_failure.target == "grad_h2"
     assert "first wrong stage is grad_h2" in report.format_table()
+
+
+def test_check_stages_from_the_command_line():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "netc.cli", "check", "--stages",
+                          str(SPECS / "two_layer_mse.net")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "grad_Z_1" in res.stdout and "OK: every stage agrees" in res.stdout

@@ -88,10 +88,6 @@ class ElementwiseFn:
     def is_loss(self) -> bool:
         return self.loss_reduce is not None
 
-    @property
-    def required(self) -> int:
-        return sum(1 for d in self.defaults if d is None)
-
 
 # ---- building SymPy expressions from the parse tree -----------------------------------
 

@@ -83,6 +83,3 @@ class Graph:
             for a in n.args:
                 out[a].append(n.id)
         return out
-
-    def tensor(self, name: str) -> Tensor:
-        return next(t for t in self.tensors if t.name == name)

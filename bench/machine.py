@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -27,11 +28,33 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def have_threadpoolctl() -> bool:
+    """Whether threadpoolctl (a bench requirement, not netc's) is installed."""
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def blas_pools() -> list[dict]:
-    """threadpoolctl's view of the BLAS and OpenMP pools loaded in this process."""
+    """threadpoolctl's view of the BLAS and OpenMP pools loaded in this process ([] without
+    threadpoolctl)."""
+    if not have_threadpoolctl():
+        return []
     from threadpoolctl import threadpool_info
 
     return threadpool_info()
+
+
+def limit_threads(threads: int):
+    """A context in which NumPy's BLAS uses ``threads`` threads (a no-op without
+    threadpoolctl, which only ``--quick`` allows)."""
+    if not have_threadpoolctl():
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def numpy_blas() -> dict:
@@ -128,14 +151,19 @@ def describe(threads: int, frameworks: dict[str, str], probe: bool = True) -> li
     """Markdown bullet lines describing the machine, the BLAS kernel and the thread counts."""
     blas = numpy_blas()
     env = ", ".join(f"{v}={os.environ[v]}" for v in KERNEL_VARS if v in os.environ)
+    blas_line = (f"- NumPy's BLAS: {blas.get('internal_api', '?')} {blas.get('version', '?')}, "
+                 f"kernel **{blas.get('architecture', blas.get('corename', '?'))}**, "
+                 f"threading {blas.get('threading_layer', '?')}, "
+                 f"{blas.get('num_threads', '?')} threads "
+                 f"({Path(blas.get('filepath', '?')).name})")
+    if not have_threadpoolctl():
+        blas_line = ("- NumPy's BLAS: **unknown** (threadpoolctl is not installed: the kernel "
+                     "and thread count were not checked, so no figure here is to be trusted)")
     lines = [
         f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores ({platform.machine()}); "
         f"load average at start {loadavg()}",
         f"- Python {sys.version.split()[0]}, NumPy {np.__version__}; netc at {git_commit()}",
-        f"- NumPy's BLAS: {blas.get('internal_api', '?')} {blas.get('version', '?')}, "
-        f"kernel **{blas.get('architecture', blas.get('corename', '?'))}**, "
-        f"threading {blas.get('threading_layer', '?')}, "
-        f"{blas.get('num_threads', '?')} threads ({Path(blas.get('filepath', '?')).name})",
+        blas_line,
         f"- Kernel variables: {env or 'OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE not set'}",
         f"- Threads for every candidate: {threads}",
     ]

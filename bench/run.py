@@ -362,7 +362,10 @@ def _main(argv: list[str] | None) -> int:
     """:func:`main` inside its temporary netc cache."""
     args = parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    from threadpoolctl import threadpool_limits
+    if not machine.have_threadpoolctl() and not args.quick:
+        print("bench: threadpoolctl is required to check the BLAS kernel and set its threads: "
+              "pip install threadpoolctl", file=sys.stderr)
+        return 2
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -402,7 +405,7 @@ def _main(argv: list[str] | None) -> int:
             if final:
                 log(f"wrote {out_path}")
 
-    with threadpool_limits(limits=threads, user_api="blas"):
+    with machine.limit_threads(threads):
         if args.wait_quiet:
             machine.wait_quiet(args.wait_quiet, log=log)
         desc += machine.describe(threads, fw_info, probe=not args.quick)
@@ -536,7 +539,7 @@ def render(args: argparse.Namespace, desc: list[str], results: list[Timing],
     if any(t.dtype == "float64" for t in results):
         out += ["## Against issue 6's figures (float64, ms/step)", "", *issue_table(results), ""]
     out += ["## Where the time goes", "",
-            *preserved_analysis(out_path if out_path.exists() else BENCH / "results.md"), ""]
+            *preserved_analysis(out_path), ""]
     return out
 
 

@@ -86,6 +86,7 @@ class _Reverse:
             graph.loss: [(Grad(sp.Integer(1), False), graph.nodes[graph.loss])]}
         self.lines: list[Line] = []
         self.outputs: dict[str, sp.Expr] = {}
+        self.spec_names = {t.pyname: t.name for t in graph.tensors}
 
     def run(self) -> Backward:
         for node in reversed(self.g.nodes):
@@ -100,7 +101,7 @@ class _Reverse:
                         self._leaf(self.g.nodes[a])
         for node in self.g.nodes:  # leaves the loss does not depend on, in spec order
             if node.id in self.needs and node.op in ("param", "input") and \
-                    graph_name(self.g, node) not in self.outputs:
+                    self.spec_names[node.name] not in self.outputs:
                 self._leaf(node)
         outputs = tuple((t.name, self.outputs[t.name]) for t in self.g.tensors
                         if t.name in self.outputs)
@@ -108,8 +109,13 @@ class _Reverse:
 
     def _total(self, node: Node) -> tuple[Grad, tuple[Node, ...]]:
         parts = self.grads.pop(node.id, [])
-        total = Grad(sp.Add(*(p.expr for p, _ in parts)), any(p.full for p, _ in parts))
-        return total, tuple(src for _, src in parts)
+        expr = sp.Add(*(p.expr for p, _ in parts))
+        # a sum that cancels (or holds only scalars) is no array, whatever its parts were
+        full = any(p.full for p, _ in parts) and self._is_array(expr)
+        return Grad(expr, full), tuple(src for _, src in parts)
+
+    def _is_array(self, expr: sp.Expr) -> bool:
+        return any(self.shapes.get(s) for s in expr.free_symbols)
 
     def _leaf(self, node: Node) -> None:
         total, sources = self._total(node)
@@ -118,8 +124,8 @@ class _Reverse:
             expr = sym.Full(sym.shape_tuple(node.shape), total.expr)
         else:
             expr = total.expr
-        self.lines.append(Line(name, expr, node, sources))
-        self.outputs[graph_name(self.g, node)] = grad_symbol(name)
+        self.lines.append(Line(name, _as_float(expr), node, sources))
+        self.outputs[self.spec_names[node.name]] = grad_symbol(name)
 
     def _node(self, node: Node) -> None:
         total, sources = self._total(node)
@@ -130,12 +136,15 @@ class _Reverse:
         varying = any(not s.is_integer for s in total.expr.free_symbols)
         if varying and not alias and (node.named_by_user or users > 1):
             name = self.namer.claim(f"grad_{node.name}")
-            self.lines.append(Line(name, total.expr, node, sources))
+            expr = total.expr
+            if not total.full and node.shape:  # a scalar standing for the whole array
+                expr = sym.Full(sym.shape_tuple(node.shape), expr)
+            self.lines.append(Line(name, _as_float(expr), node, sources))
             total = Grad(grad_symbol(name), True)
             if node.shape:
                 self.shapes[grad_symbol(name)] = node.shape
         ctx = Ctx(node, total, self.values[node.id], tuple(self.values[a] for a in node.args),
-                  tuple(self.g.nodes[a].shape for a in node.args), dict(self.shapes))
+                  tuple(self.g.nodes[a].shape for a in node.args), self.shapes)
         for a, rule in zip(node.args, arg_rules, strict=True):
             if rule is not None and a in self.needs:
                 self.grads.setdefault(a, []).append((rule(ctx), node))
@@ -146,6 +155,10 @@ def differentiate(graph: Graph, namer: Namer) -> Backward:
     return _Reverse(graph, namer).run()
 
 
-def graph_name(graph: Graph, node: Node) -> str:
-    """The spec's name for a leaf node (its Python name may differ)."""
-    return next(t.name for t in graph.tensors if t.pyname == node.name)
+def _as_float(expr: sp.Expr) -> sp.Expr:
+    """A gradient made only of masks and numbers (d relu(b)/db = (b > 0)) as a float array:
+    NumPy would keep it boolean."""
+    masks = expr.atoms(sp.Heaviside)
+    if masks and not expr.xreplace({m: sp.Integer(1) for m in masks}).free_symbols:
+        return sym.AsFloat(expr)
+    return expr

@@ -167,13 +167,14 @@ class _Module:
     def _plan_forward(self) -> None:
         g = self.g
         subs = {}
+        self.known_before: dict[int, dict] = {}  # node id -> what is computed before it
         for n in g.nodes:
+            self.known_before[n.id] = subs.copy() if n.op == "ce" else {}
             if n.named_by_user and n.op in FORWARD and n.op != "transpose":
                 subs[forward_expr(n, [self.values[a] for a in n.args])] = value_symbol(n)
             if n.attr("softmax_of"):  # p = exp(logp) is also softmax(o)
                 o, axis = n.attr("softmax_of")
                 subs[sym.Softmax(self.values[o], sp.Integer(axis))] = value_symbol(n)
-        self.subs = subs
         self.bw_lines = [(ln, sp.factor_terms(ln.expr.xreplace(subs))) for ln in self.bw.lines]
         referenced = set()
         for _, e in self.bw_lines:
@@ -255,13 +256,14 @@ class _Module:
                                           if t.role == "input" and t.wants_grad),
                 f"LAYOUT = {g.layout!r}",
                 f"DTYPE = np.{self.dtype}  # of the params and of the arrays netc makes",
-                f"BATCH_DIM = {_batch_dim(g)!r}  # the dim examples are stacked along",
-                f"OUTPUT = {_output_kind(g)!r}  # what predict() returns",
+                "# the dim examples are stacked along, and what predict() returns",
+                f"BATCH_DIM = {_batch_dim(g)!r}",
+                f"OUTPUT = {_output_kind(g)!r}",
                 "# the same by Python name, for the argument checks",
                 "SHAPES = {" + ", ".join(f"{t.pyname!r}: {_tuple(t.shape)}"
                                          for t in g.tensors) + "}",
                 "INTEGER = " + _tuple(t.pyname for t in g.tensors if t.dtype == "int")]
-        return "\n".join(_wrap(r) for r in rows)
+        return "\n".join(_wrap(r) if r.rstrip().endswith(("}", ")")) else r for r in rows)
 
     def _helpers(self) -> str:
         """The module's own functions: each prelude/user fn it calls, and the NumPy
@@ -358,14 +360,10 @@ class _Module:
         return lines, used
 
     def _reuse(self, n: Node, expr: sp.Expr) -> sp.Expr:
-        """``expr`` with the values computed before ``n`` used by name (the loss of
-        ``softmax -> ce`` reads logp rather than computing log_softmax(o) again)."""
-        earlier = {k: v for k, v in self.subs.items()
-                   if v != value_symbol(n) and self._node_of(v) < n.id}
-        return expr.xreplace(earlier)
-
-    def _node_of(self, symbol: sp.Symbol) -> int:
-        return next(m.id for m in self.g.nodes if m.name == symbol.name)
+        """``expr`` with the values computed before ``n`` used by name: the loss of
+        ``softmax -> ce`` reads logp rather than computing log_softmax(o) again. (Only a
+        class loss can repeat an earlier computation, so only its map is kept.)"""
+        return expr.xreplace(self.known_before[n.id]) if self.known_before[n.id] else expr
 
     def _fast_group(self, target: str, expr: sp.Expr, shape, comment: str) -> str:
         """A staged computation in place: its comment, then its in-place lines."""
@@ -547,7 +545,11 @@ def _init_code(t, layout: str) -> str:
             f"np.full({shape_code}, {init.value!r})"
     if isinstance(init, ast.InitArray):
         return f"np.array({_nested(init.values)})"
-    fan_in = shape[0] if layout == "rows" else (shape[1] if len(shape) > 1 else shape[0])
+    if len(shape) < 2:  # a vector or a scalar: its own length is its fan-in and fan-out
+        fan_in = fan_out = shape[0] if shape else 1
+    else:
+        fan_in = shape[0] if layout == "rows" else shape[1]
+        fan_out = shape[1] if layout == "rows" else shape[0]
     name = init.name if isinstance(init, ast.InitCall) else None
     args = tuple(init.args) + tuple(v for _, v in init.kwargs) if name else ()
     if name is None:
@@ -563,7 +565,6 @@ def _init_code(t, layout: str) -> str:
         return f"rng.normal({args[0]!r}, {args[1]!r}, size={shape_code})"
     if name == "uniform":
         return f"rng.uniform({args[0]!r}, {args[1]!r}, size={shape_code})"
-    fan_out = shape[1] if layout == "rows" else shape[0]
     if name == "xavier":
         limit = (6.0 / (fan_in + fan_out)) ** 0.5
         return f"rng.uniform({-limit!r}, {limit!r}, size={shape_code})"

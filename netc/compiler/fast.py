@@ -21,7 +21,7 @@ import sympy as sp
 
 from netc.compiler import shapes, sym
 from netc.compiler.functions import DerivativeFunction, LogAddExp, NetFunction
-from netc.compiler.printer import to_code, to_code_wrapped
+from netc.compiler.printer import splits_ties, to_code, to_code_wrapped
 from netc.compiler.shapes import Shape
 
 WIDTH = 100
@@ -156,7 +156,11 @@ class Emitter:
                 self.lines.append(f"np.{ufunc}({acc}, {self._operand(a, shape)}, out={dst})")
                 acc = dst
             return acc
-        if isinstance(e, sp.Heaviside):  # the (a > b) of a max gate or a relu
+        if isinstance(e, sp.Heaviside) and splits_ties(e.args[0]):  # max gate: ties split
+            arg = self._into(e.args[0], dst, shape)
+            self.lines.append(f"np.heaviside({arg}, 0.5, out={dst})")
+            return dst
+        if isinstance(e, sp.Heaviside):  # the (z > 0) of a relu
             x = e.args[0]
             pos = [t for t in sp.Add.make_args(x) if not t.could_extract_minus_sign()]
             neg = [-t for t in sp.Add.make_args(x) if t.could_extract_minus_sign()]

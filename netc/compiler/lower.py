@@ -6,6 +6,7 @@ that fails is skipped, and what depends on it is not reported again.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -195,7 +196,9 @@ class _Lowerer:
                     raise NetNameError(f"dim '{d.value}' has the name of a declaration",
                                        d.loc, code="E208")
                 axis = len(shape)
-                self.dims.setdefault(d.value, (s.name, axis))
+                bound = self.dims.get(d.value)
+                if bound is None or (s.role == "input" and self.decls[bound[0]].role != "input"):
+                    self.dims[d.value] = (s.name, axis)  # predict() has inputs only
             elif d.value == 0:
                 raise NetShapeError("a dim must be at least 1", d.loc, code="E304")
             elif d.value > MAX_DIM:
@@ -215,6 +218,11 @@ class _Lowerer:
 
     def _check_init(self, s: ast.TensorDecl, shape: Shape) -> None:
         init = s.init  # the grammar gives initial values to params only
+        numbers = (init.value,) if isinstance(init, ast.InitNumber) else \
+            _flatten(init.values) if isinstance(init, ast.InitArray) else _init_args(init)
+        if not all(math.isfinite(v) for v in numbers):
+            raise NetValueError(f"the initial value of '{s.name}' is too large for float64",
+                                init.loc, code="E419")
         if isinstance(init, ast.InitArray):
             found = _literal_shape(init.values)
             if found is None:
@@ -279,6 +287,10 @@ class _Lowerer:
         self.env[name] = node_id
 
     def _set_loss(self, node_id: int, loc: Loc) -> None:
+        if self.nodes[node_id].op == "const":
+            raise NetValueError(f"the loss is the constant {self.nodes[node_id].attr('value')}:"
+                                " it depends on no param", loc,
+                                "a constant has no gradient to follow", code="E420")
         shape = self.nodes[node_id].shape
         if shapes.size(shape) != 1:
             raise NetShapeError(f"the loss must be a scalar, but it is {fmt(shape)}", loc,
@@ -291,6 +303,10 @@ class _Lowerer:
         cur = self._close(self._expr(c.source, "x"), "x", c.source.loc, _label(c.source))
         n_steps = len(c.steps)
         linear_steps = [i for i, st in enumerate(c.steps) if self._is_param_step(st)]
+        # tail_from[i]: every step after i is softmax or a loss (computed once, not per step)
+        tail_from = [True] * (n_steps + 1)
+        for i in range(n_steps - 1, -1, -1):
+            tail_from[i] = tail_from[i + 1] and self._is_tail_step(c.steps[i])
         for i, st in enumerate(c.steps):
             self.stmt += 1
             last = i == n_steps - 1
@@ -298,9 +314,9 @@ class _Lowerer:
                 self._define_name(st.alias, st.alias_loc)
             if self._is_param_step(st):
                 self.layer += 1
-                tail = all(self._is_tail_step(t) for t in c.steps[i + 1:])
+                tail = tail_from[i + 1]
                 base = "o" if (tail and i == linear_steps[-1] and not last) else f"z{self.layer}"
-                cur = self._layer(cur, st, st.alias or base)
+                cur = self._layer(cur, st, st.alias or self._auto(base))
             else:
                 cur = self._chain_call(cur, st, last)
             if st.alias is not None:
@@ -379,14 +395,20 @@ class _Lowerer:
                                     f"{self.loss_loc.line}", code="E411")
             call = ast.Call(name, (self._running(cur, st), *st.args), st.kwargs, st.loc,
                             st.name_loc)
-            base = st.alias or "loss"
+            base = st.alias or self._auto("loss")
             node = self._close(self._expr(call, base), base, st.loc, _label(call), final=True)
             self._set_loss(node, st.loc)
             return node
-        base = st.alias or ("p" if name == "softmax" else f"h{self.layer}")
+        base = st.alias or self._auto("p" if name == "softmax" else f"h{self.layer}")
         call = ast.Call(name, (self._running(cur, st), *st.args), st.kwargs, st.loc,
                         st.name_loc)
         return self._close(self._expr(call, base), base, st.loc, _label(call), final=True)
+
+    def _auto(self, base: str) -> str:
+        """A chain's own name for a step (z1, h1, o, p): never one the user gave a value."""
+        name = self.namer.claim(base)
+        self.pynames[name] = name
+        return name
 
     def _running(self, cur: int, st: ast.Step) -> _NodeExpr:
         return _NodeExpr(cur, st.loc, self.nodes[cur].name)
@@ -884,13 +906,17 @@ class _Lowerer:
                 needs_target.add(n.id)
             if n.op == "input" or any(a in needs_input for a in n.args):
                 needs_input.add(n.id)
+        consumers: dict[int, list[int]] = {n.id: [] for n in self.nodes}
+        for n in self.nodes:
+            for a in n.args:
+                consumers[a].append(n.id)
         candidates = []
         for n in self.nodes:
             if n.id in needs_target or n.op in ("input", "param", "const", "target"):
                 continue
             if needs_input and n.id not in needs_input:  # e.g. a regulariser's sum(W^2)
                 continue
-            users = _consumers(self.nodes, n.id)
+            users = consumers[n.id]
             if not users or any(c in needs_target for c in users):
                 candidates.append(n.id)
         return candidates[-1] if candidates else self.loss
@@ -912,10 +938,6 @@ class _NodeExpr:
     label: str
 
 
-def _consumers(nodes, node_id):
-    return [n.id for n in nodes if node_id in n.args]
-
-
 def _literal_shape(values) -> Shape | None:
     if not isinstance(values, tuple):
         return ()
@@ -925,6 +947,12 @@ def _literal_shape(values) -> Shape | None:
     if any(s is None or s != inner[0] for s in inner):
         return None
     return (len(values), *inner[0])
+
+
+def _flatten(values) -> tuple[float, ...]:
+    if not isinstance(values, tuple):
+        return (values,)
+    return tuple(v for item in values for v in _flatten(item))
 
 
 def _init_args(init: ast.InitCall) -> tuple[float, ...]:

@@ -14,9 +14,12 @@ from netc.compiler import ast
 from netc.compiler.errors import Loc, NetSyntaxError
 
 MAX_NESTING = 100  # brackets deeper than this are refused before they can exhaust the stack
+MAX_OPERATORS = 200  # per statement: a deeper operator tree would exhaust it too
+MAX_POWERS = 50  # per statement: a tower of powers nests in SymPy at every level
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "POW", "DOT"}
 # control characters other than tab and newline: a NUL in a comment would make the
 # generated module (which quotes the spec) unimportable
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029\x85]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029\x85\ud800-\udfff]")
 
 _READABLE = {
     "NAME": "a name",
@@ -52,16 +55,24 @@ class _LayoutPostLexer:
     always_accept = ("_NL",)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        depth = 0
+        depth = operators = 0
         pending: Token | None = None
         for tok in stream:
             if tok.type == "_NL":
                 if depth == 0 and pending is None:
                     pending = tok
                 continue
+            if tok.type in _OPERATORS:
+                operators += 1 if tok.type != "POW" else MAX_OPERATORS // MAX_POWERS
+                if operators > MAX_OPERATORS:
+                    raise NetSyntaxError(
+                        f"more than {MAX_OPERATORS} operators (or {MAX_POWERS} powers) in one "
+                        "statement", _tok_loc(tok), "split the expression into named steps",
+                        code="E103")
             if pending is not None:
                 if tok.type != "_ARROW":
                     yield pending
+                    operators = 0
                 pending = None
             if tok.type in ("LPAR", "LSQB"):
                 depth += 1
@@ -133,6 +144,9 @@ class _ToAst(Transformer):
 
     def dim_int(self, meta, children):
         tok = children[0]
+        if tok.isdigit() and len(tok) > 12:
+            raise NetSyntaxError(f"dim {tok[:12]}... is larger than netc allows", _tok_loc(tok),
+                                 code="E316")
         if not tok.isdigit():
             raise NetSyntaxError(f"a dimension must be a whole number, not {tok}",
                                  _tok_loc(tok), "write e.g. [n, 10]", code="E104")

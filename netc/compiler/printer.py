@@ -11,7 +11,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from netc.compiler.functions import DerivativeFunction, LogAddExp, NetFunction
-from netc.compiler.sym import MatMul
+from netc.compiler.sym import MatMul, MeanAxis, SumAxis
 
 
 class NetPrinter(NumPyPrinter):
@@ -108,6 +108,8 @@ class NetPrinter(NumPyPrinter):
     # -- elementwise functions
     def _print_Heaviside(self, expr):
         arg = expr.args[0]
+        if splits_ties(arg):  # the max gate: at a tie, half the gradient to each input
+            return f"np.heaviside({self._print(arg)}, 0.5)"
         if isinstance(arg, sp.Add) and len(arg.args) == 2:
             pos = [t for t in arg.args if not t.could_extract_minus_sign()]
             neg = [-t for t in arg.args if t.could_extract_minus_sign()]
@@ -237,11 +239,21 @@ class NetPrinter(NumPyPrinter):
     def _print_BroadcastTo(self, expr):
         return f"np.broadcast_to({self._print(expr.args[0])}, {self._shape(expr.args[1])})"
 
+    def _print_AsFloat(self, expr):
+        return f"np.asarray({self._print(expr.args[0])}, dtype=DTYPE)"
+
     def _print_Softmax(self, expr):
         return f"softmax({self._print(expr.args[0])}, axis={int(expr.args[1])})"
 
     def _print_LogSoftmax(self, expr):
         return f"log_softmax({self._print(expr.args[0])}, axis={int(expr.args[1])})"
+
+
+def splits_ties(arg: sp.Expr) -> bool:
+    """Whether a Heaviside step compares two varying values (a max or min of two arrays),
+    where a tie is a real possibility; a relu's step against a constant is not."""
+    terms = sp.Add.make_args(arg)
+    return len([t for t in terms if t.free_symbols]) >= 2
 
 
 def to_code(expr: sp.Expr) -> str:
@@ -254,10 +266,17 @@ def to_code_wrapped(expr: sp.Expr, indent: int, room: int) -> str:
     in parentheses with one term (or factor) per line, each printed on its own (and
     wrapped again if it is still too long)."""
     text = to_code(expr)
-    if len(text) <= room or not isinstance(expr, sp.Add | sp.Mul):
-        return text
     inner = indent + 4
     width = room + indent  # the right margin, as a column
+    if len(text) > room and isinstance(expr, SumAxis | MeanAxis):
+        arr, axes, keep = expr.args
+        fn = "sum" if isinstance(expr, SumAxis) else "mean"
+        options = f"axis={NetPrinter()._axis(axes)}" + (", keepdims=True" if keep == sp.true
+                                                          else "")
+        body = to_code_wrapped(arr, inner, width - inner - 1)
+        return f"np.{fn}(\n{' ' * inner}{body},\n{' ' * inner}{options},\n{' ' * indent})"
+    if len(text) <= room or not isinstance(expr, sp.Add | sp.Mul):
+        return text
 
     def part(op: str, e: sp.Expr, paren: tuple[type, ...]) -> str:
         body = to_code_wrapped(e, inner, width - inner - len(op))

@@ -143,6 +143,12 @@ class BroadcastTo(ArrayOp):
     nargs = 2
 
 
+class AsFloat(ArrayOp):
+    """``np.asarray(a, dtype=DTYPE)``: a mask (a boolean array) as numbers."""
+
+    nargs = 1
+
+
 class Softmax(ArrayOp):
     """``softmax(a, axis)``, a helper defined in the generated module."""
 

@@ -123,6 +123,8 @@ def _reduce_rule(mean: bool) -> Callable[[Ctx], Grad]:
         axis, keepdims = c.node.attr("axis"), c.node.attr("keepdims")
         count = sym.size_expr(shape) if axis is None else sym.dim_symbol(shape[axis])
         g = c.g.expr / count if mean else c.g.expr
+        if axis is None and keepdims and c.g.full:  # g is [1, 1, ...]: broadcast it back
+            return Grad(sym.BroadcastTo(g, sym.shape_tuple(shape)), True)
         if axis is None or not c.g.full:
             return Grad(g, False)
         if not keepdims:

@@ -23,8 +23,9 @@ TRAINABLE = ('W1', 'W2', 'W3')
 GRAD_INPUTS = ()
 LAYOUT = 'torch'
 DTYPE = np.float64  # of the params and of the arrays netc makes
-BATCH_DIM = 'n'  # the dim examples are stacked along
-OUTPUT = 'probabilities'  # what predict() returns
+# the dim examples are stacked along, and what predict() returns
+BATCH_DIM = 'n'
+OUTPUT = 'probabilities'
 # the same by Python name, for the argument checks
 SHAPES = {'x': ('n', 10), 'y': ('n', 4), 'W1': (8, 10), 'W2': (6, 8), 'W3': (4, 6)}
 INTEGER = ()

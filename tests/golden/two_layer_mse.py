@@ -27,8 +27,9 @@ TRAINABLE = ('W_1', 'b_1', 'W_2', 'b_2')
 GRAD_INPUTS = ()
 LAYOUT = 'rows'
 DTYPE = np.float64  # of the params and of the arrays netc makes
-BATCH_DIM = 'm'  # the dim examples are stacked along
-OUTPUT = 'values'  # what predict() returns
+# the dim examples are stacked along, and what predict() returns
+BATCH_DIM = 'm'
+OUTPUT = 'values'
 # the same by Python name, for the argument checks
 SHAPES = {'X': ('m', 2), 'y': ('m', 1), 'W_1': (2, 3), 'b_1': (1, 3), 'W_2': (3, 1), 'b_2': (1, 1)}
 INTEGER = ()

@@ -125,9 +125,9 @@ class Emitter:
             fn = e.netc_fn
             return self._into(e.expr.xreplace(dict(zip(fn.symbols, e.args, strict=True))),
                               dst, shape)
-        if isinstance(e, sym.MatMul) and all(self.is_leaf(a) for a in e.args) \
-                and self.shape_of(e) == shape:
-            a, b = (to_code(x) for x in e.args)
+        if isinstance(e, sym.MatMul) and self.shape_of(e) == shape:
+            # an operand that is itself a computation goes to a buffer of its own first
+            a, b = (self._operand(x, self.shape_of(x)) for x in e.args)
             self.lines.append(f"np.matmul({a}, {b}, out={dst})")
             return dst
         if isinstance(e, sym.SumAxis | sym.MeanAxis):

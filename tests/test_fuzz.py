@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import signal
 import subprocess
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 import pytest
 import strategies as S
-from hypothesis import event, given, note
+from hypothesis import event, given, note, reject
 
 import netc
 from netc.compiler.errors import NetError, NetErrors
@@ -112,7 +113,7 @@ def format_problems(err: NetError, text: str, filename: str = FILENAME) -> list[
     out = err.format(text, filename)
     lines = out.split("\n")
     source = text if text.endswith("\n") else text + "\n"
-    src_lines = [ln[:-1] if ln.endswith("\r") else ln for ln in source.split("\n")]
+    src_lines = [ln.rstrip("\r") for ln in source.split("\n")]
     problems: list[str] = []
     blocks, i = 0, 0
     while i < len(lines):
@@ -207,6 +208,18 @@ def check_module_runs(source: str) -> None:
         assert np.shape(grads[name]) == np.shape(params[name]), name
 
 
+#: Open bugs this test keeps meeting are counted (a Hypothesis event) and skipped, so that a
+#: long run can find new ones; NETC_FUZZ_KNOWN_BUGS=1 makes them failures again. Each is
+#: held by its own strict-xfail regression test below.
+SKIP_KNOWN_BUGS = os.environ.get("NETC_FUZZ_KNOWN_BUGS") != "1"
+
+
+def known_bug(exc: BaseException) -> str | None:
+    """The open bug that ``exc`` (raised by compile_spec) is a symptom of, or None."""
+    del exc  # none open: BUG-15 (a failed declaration that bound a dim) is fixed
+    return None
+
+
 @S.profile(fast=500, long=30_000)
 @given(case=S.mutated_specs())
 def test_mutated_spec_gets_a_module_or_a_clean_error(case: tuple[str, tuple[str, ...]]) -> None:
@@ -218,6 +231,12 @@ def test_mutated_spec_gets_a_module_or_a_clean_error(case: tuple[str, tuple[str,
         kind, detail, elapsed = compile_answer(text)
     except Timeout:
         pytest.fail(f"no answer within {PER_SPEC_BOUND} s")
+    except Exception as e:
+        bug = known_bug(e)
+        if bug is None or not SKIP_KNOWN_BUGS:
+            raise
+        event(f"known {bug}")
+        reject()
     event(f"answer={kind}")
     note(f"answered in {elapsed:.3f} s")
     if kind == "module":
@@ -536,6 +555,18 @@ def test_odd_line_breaks_keep_the_caret_on_the_shown_line(text: str) -> None:
     at a lone \\r, \\x1e, \\u2028...; fixed in ac45425): the shown line is the parser's."""
     kind, _, _ = compile_answer(text)
     assert kind == "error"
+
+
+BUG_15 = ("BUG-15 (fixed; a regression of the BUG-1 fix in 1bff381): when a declaration binds "
+          "a symbolic dim and then fails on a later dim (target y: [n, 0]), a later input "
+          "using n raises KeyError: 'y' in lower._declare instead of reporting E304/E316")
+
+
+@pytest.mark.parametrize("dim", ["0", "100000001"])
+def test_bug15_failed_declaration_that_bound_a_dim(dim: str) -> None:
+    kind, detail, _ = compile_answer(f"target y: [n, {dim}]\ninput x: [n, 1]\n"
+                                     "loss L = sum(x)\n")
+    assert kind == "error" and ("E304" in detail or "E316" in detail), detail
 
 
 @pytest.mark.parametrize("text", [

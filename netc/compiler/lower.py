@@ -197,7 +197,9 @@ class _Lowerer:
                                        d.loc, code="E208")
                 axis = len(shape)
                 bound = self.dims.get(d.value)
-                if bound is None or (s.role == "input" and self.decls[bound[0]].role != "input"):
+                binder = self.decls.get(bound[0]) if bound else None  # None: it failed
+                if bound is None or (s.role == "input" and (binder is None
+                                                             or binder.role != "input")):
                     self.dims[d.value] = (s.name, axis)  # predict() has inputs only
             elif d.value == 0:
                 raise NetShapeError("a dim must be at least 1", d.loc, code="E304")

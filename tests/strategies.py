@@ -410,6 +410,11 @@ def nets(draw, max_depth: int = 4, max_width: int = 6) -> Net:
     last = layers[-1]
     flat = last.act is not None and last.act.name in FLAT_ACTIVATIONS and not last.center
     head = _head(draw, head_kind, names, flat)
+    if (head.loss == "reduce" and head.outer == "total" and head.red in ("sum", "mean")
+            and last.center in ("sum", "mean")):
+        # sum(h - mean(h)) over the centred axis is identically 0: a constant loss, whose
+        # central differences are pure rounding noise of its O(1) terms
+        head = _replace(head, red="logsumexp")
     y = None
     if head.loss != "reduce" or head.outer == "mse":
         y = names.take("y" if layout != "columns" else "Y", TRICKY_ARGUMENTS, 0.1)

@@ -685,6 +685,10 @@ class Reference:
     predict: np.ndarray | None
     kink_distance: float
     features: list[str] = field(default_factory=list)
+    #: the size of the terms the loss adds up (sum of |entries| of the last layer's output
+    #: and of the regularised weights' squares): a loss that cancels to ~0 still carries
+    #: the rounding noise of these
+    term_scale: float = 1.0
 
 
 def make_data(net: Net, seed: int, batch: int) -> tuple[dict[str, np.ndarray],
@@ -852,8 +856,11 @@ def torch_reference(net: Net, params: dict[str, np.ndarray],
     if wants_x:
         grads[net.x] = x.grad.numpy().copy()
     distance = min([*kinks, *gaps, math.inf])
+    terms = float(h.detach().abs().sum()) + sum(float((tp[w].detach() ** 2).sum())
+                                                for w in net.reg)
     return Reference(float(loss.item()), grads,
-                     None if pred is None else pred.detach().numpy().copy(), distance)
+                     None if pred is None else pred.detach().numpy().copy(), distance,
+                     term_scale=max(1.0, abs(float(loss.item())), terms))
 
 
 def data_off_kinks(net: Net, seed: int) -> tuple[dict, dict, Reference] | None:

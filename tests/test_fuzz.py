@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from hypothesis import event, given, note, reject
 
 import netc
 from netc.compiler.errors import NetError, NetErrors
-from netc.runtime.gradcheck import resolve_dims, sample_inputs
+from netc.runtime.gradcheck import check_grads, resolve_dims, sample_inputs
 from netc.runtime.loader import load_source
 
 FILENAME = "fuzz.net"
@@ -214,13 +214,16 @@ def check_module_runs(source: str) -> None:
 SKIP_KNOWN_BUGS = os.environ.get("NETC_FUZZ_KNOWN_BUGS") != "1"
 
 
+#: open bug -> a test of whether an exception is its symptom. Empty while no bug is open
+#: (BUG-15, a KeyError in lower._declare, fixed in 545c4c6; BUG-16, a ValueError in a matmul
+#: with a scalar operand, fixed in session 2).
+KNOWN_BUGS: dict[str, Callable[[BaseException], bool]] = {}
+
+
 def known_bug(exc: BaseException) -> str | None:
     """The open bug that ``exc`` (raised by compile_spec, or by running the module it
-    gave) is a symptom of, or None. (BUG-15, a KeyError in lower._declare, was the first;
-    fixed in 545c4c6.)"""
-    if isinstance(exc, ValueError) and "matmul" in str(exc) and "(has 0," in str(exc):
-        return "BUG-16"  # a value that should be an array is a scalar
-    return None
+    gave) is a symptom of, or None."""
+    return next((bug for bug, symptom in KNOWN_BUGS.items() if symptom(exc)), None)
 
 
 @S.profile(fast=500, long=30_000)
@@ -479,10 +482,6 @@ STATEMENT_HEAVY = {  # name: (text, expected answer, CPU milliseconds allowed pe
                                 "module", 5.0),
     "an_error_per_line": (_lines(N, "h{i} = q{i}\n"), "E201", 1.0),
 }
-BUG_10 = ("BUG-10 (open): Namer.claim() and Namer.numbered() probe base_2, base_3, ... from 2 on "
-          "every call, so a chain of n activation steps (named h1, h1_2, ..., h1_n) takes "
-          "O(n^2): 20,000 steps run past 120 s of CPU (8,000 steps: 24 s). The rest of "
-          "BUG-10 (quadratic in declarations and statements) was fixed in 1bff381")
 
 
 def _heavy_bound(case: str) -> float:
@@ -516,10 +515,7 @@ def background(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         w.stop()
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(name, marks=pytest.mark.xfail(S.LONG, strict=True, reason=BUG_10)
-                 if name == "one_chain_step_per_line" else ())
-    for name in STATEMENT_HEAVY])
+@pytest.mark.parametrize("case", list(STATEMENT_HEAVY))
 def test_statement_heavy_spec(statement_heavy_results: dict[str, dict], case: str) -> None:
     """A per-line CPU budget (1 ms per declaration or erroneous line, 2 ms per statement,
     5 ms per chain step): linear growth passes at any size, quadratic growth does not. The
@@ -577,25 +573,32 @@ def test_bug15_failed_declaration_that_bound_a_dim(dim: str) -> None:
     assert kind == "error" and ("E304" in detail or "E316" in detail), detail
 
 
-BUG_16 = ("BUG-16 (open): an elementwise value that simplifies to a constant loses its shape: "
-          "with fn c(z) = 1 (or z^0), h = c(x) is a Python scalar and forward() fails in "
-          "h @ W (ValueError: matmul); h = x^0 is refused with a misleading 'h is []' (E308)")
+ONES, ZEROS = (lambda x, b: np.ones_like(x)), (lambda x, b: np.zeros_like(x))
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_16)
-@pytest.mark.parametrize("body", ["1", "z^0", "exp(-z^00)"])
-def test_bug16_constant_function_keeps_its_arguments_shape(body: str) -> None:
-    kind, detail, _ = compile_answer(f"fn c(z) = {body}\ninput x: [n, 2]\nparam W: [2, 2]\n"
-                                     "h = c(x)\nloss L = sum(h @ W)\n")
-    if kind == "module":
-        check_module_runs(detail)
-
-
-@pytest.mark.xfail(strict=True, reason=BUG_16)
-def test_bug16_power_zero_keeps_its_shape() -> None:
-    kind, detail, _ = compile_answer("input x: [n, 2]\nparam W: [2, 2]\nh = x^0\n"
-                                     "loss L = sum(h @ W)\n")
+@pytest.mark.parametrize(("text", "expected_h"), [
+    ("fn c(z) = 1\nh = c(x)\n", ONES), ("fn c(z) = z^0\nh = c(x)\n", ONES),
+    ("fn c(z) = exp(-z^00)\nh = c(x)\n", lambda x, b: np.full_like(x, np.exp(-1))),
+    ("h = x^0\n", ONES), ("h = x - x\n", ZEROS),
+    ("h = 0 * x + b\n", lambda x, b: np.broadcast_to(b, x.shape)),
+    ("fn f(u, v) = u\nh = f(b, x)\n", lambda x, b: np.broadcast_to(b, x.shape))])
+def test_bug16_a_cancelled_value_keeps_its_shape(text: str, expected_h) -> None:
+    """BUG-16: when SymPy cancelled the terms that gave an elementwise value its shape
+    (x^0, x - x, a constant fn), h was a Python scalar (or b's [2]) and forward() failed
+    in h @ W, or the spec was refused with 'h is []'. h must be [n, 2] and the gradients
+    right."""
+    spec = ("input x: [n, 2]\nparam W: [2, 2]\nparam b: [2] = normal(0, 1)\n" + text
+            + "loss L = sum(h @ W) + sum(b * b)\n")
+    kind, detail, _ = compile_answer(spec)
     assert kind == "module", detail
+    module = load_source(detail, "bug16")
+    params = module.init_params(seed=3)
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    loss, _ = module.forward(params, x=x)
+    W, b = params["W"], params["b"]
+    assert loss == pytest.approx(np.sum(expected_h(x, b) @ W) + np.sum(b * b), rel=1e-12)
+    report = check_grads(module, params=params, inputs={"x": x})
+    assert report.ok, report.format_table()
 
 
 @pytest.mark.parametrize("text", [

@@ -28,7 +28,12 @@ def _fw_matmul(n: Node, a: list[sp.Expr]) -> sp.Expr:
 
 
 def _fw_ewise(n: Node, a: list[sp.Expr]) -> sp.Expr:
-    return n.attr("expr").xreplace({placeholder(i): v for i, v in enumerate(a)})
+    value = n.attr("expr").xreplace({placeholder(i): v for i, v in enumerate(a)})
+    if not n.attr("broadcast"):
+        return value
+    # SymPy cancelled the terms that gave the value its shape (x^0, x - x)
+    shape = sym.shape_tuple(n.shape)
+    return sym.BroadcastTo(value, shape) if value.free_symbols else sym.Full(shape, value)
 
 
 def _fw_reduce(all_cls, axis_cls):

@@ -496,13 +496,24 @@ class _Lowerer:
             value = v.expr
             if not value.is_number or not value.is_real:
                 raise NetValueError(f"'{label}' is not a real number", loc, code="E413")
+            if v.shape:  # an array whose every element is the same number, as x^0
+                return self._add("ewise", (), v.shape, self._name(base, final), loc, label,
+                                 expr=value, named=final, broadcast=True)
             return self._add("const", (), (), self._name(base, final), loc, label,
                              value=value, named=final)
-        if len(refs) == 1 and v.expr == _ref(refs[0]):
+        if len(refs) == 1 and v.expr == _ref(refs[0]) and self.nodes[refs[0]].shape == v.shape:
             return self._rename(refs[0], base, loc) if final else refs[0]
         expr = v.expr.xreplace({_ref(r): placeholder(i) for i, r in enumerate(refs)})
         return self._add("ewise", tuple(refs), v.shape, self._name(base, final), loc, label,
-                         expr=expr, named=final)
+                         expr=expr, named=final, **self._broadcast_attr(v.expr, v.shape))
+
+    def _broadcast_attr(self, expr: sp.Expr, shape: Shape) -> dict:
+        """``broadcast=True`` when SymPy cancelled the terms that gave a value its shape
+        (``x^0``, ``x - x``, a constant ``fn``): the code must then broadcast it back."""
+        present: Shape = ()
+        for r in _refs(expr):
+            present = shapes.broadcast(present, self.nodes[r].shape) or present
+        return {"broadcast": True} if present != tuple(shape) else {}
 
     def _rename(self, node_id: int, base: str, loc: Loc) -> int:
         """Give an existing value the statement's name: a new node only if it has one."""
@@ -583,6 +594,13 @@ class _Lowerer:
             return self._elementwise_loss(fn, e, base)
         args, shape = self._fn_args(fn, e, base)
         refs = sorted({r for a in args for r in _refs(a)})
+        used = fn.body.free_symbols
+        kept = [a for a, s in zip(args, fn.symbols, strict=True) if s in used]
+        if self._broadcast_attr(sp.Add(*kept), shape):
+            # the body ignores an argument that gave the value its shape (fn c(z) = 1): the
+            # body itself, broadcast back, rather than a helper that returns a scalar
+            return _Open(fn.body.xreplace(dict(zip(fn.symbols, args, strict=True))), shape,
+                         e.loc)
         expr = fn.cls(*args).xreplace({_ref(r): placeholder(i) for i, r in enumerate(refs)})
         return self._add("ewise", tuple(refs), shape, self._name(base, False), e.loc,
                          _label(e), expr=expr, fn=fn)

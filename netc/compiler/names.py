@@ -44,6 +44,9 @@ class Namer:
 
     def __init__(self, taken: set[str] | None = None) -> None:
         self.taken: set[str] = set(taken or ())
+        # per (base, first suffix): the next suffix worth probing. Names are never released,
+        # so the suffixes below it stay taken, and a long chain's probes stay linear
+        self._next: dict[tuple[str, int], int] = {}
 
     def claim(self, base: str) -> str:
         """``base`` itself if free and safe, else ``base_``, ``base_2``, ``base_3``..."""
@@ -51,12 +54,7 @@ class Namer:
         if name not in self.taken:
             self.taken.add(name)
             return name
-        k = 2
-        while f"{base}_{k}" in self.taken or is_reserved(f"{base}_{k}"):
-            k += 1
-        name = f"{base}_{k}"
-        self.taken.add(name)
-        return name
+        return self._suffixed(base, 2)
 
     def claim_exact(self, name: str) -> str:
         """``name`` itself (an argument name the caller passes by keyword), or ValueError."""
@@ -67,8 +65,13 @@ class Namer:
 
     def numbered(self, base: str) -> str:
         """The first free ``base_1``, ``base_2``, ...: names for intermediate values."""
-        k = 1
+        return self._suffixed(base, 1)
+
+    def _suffixed(self, base: str, first: int) -> str:
+        k = self._next.get((base, first), first)
         while f"{base}_{k}" in self.taken or is_reserved(f"{base}_{k}"):
             k += 1
-        self.taken.add(f"{base}_{k}")
-        return f"{base}_{k}"
+        self._next[base, first] = k + 1
+        name = f"{base}_{k}"
+        self.taken.add(name)
+        return name

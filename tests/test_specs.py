@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import shutil
 import subprocess
 import sys
@@ -39,11 +40,25 @@ def test_bytes_do_not_depend_on_hash_seed():
     assert len(outs) == 1
 
 
-@pytest.mark.parametrize("name", ["recitation4", "two_layer_mse"])
-def test_golden(name):
-    got = netc.compile_spec((SPECS / f"{name}.net").read_text(), f"specs/{name}.net")
-    want = (GOLDEN / f"{name}.py").read_text()
-    assert got == want, f"regenerate with: netc compile specs/{name}.net -o tests/golden/{name}.py"
+GOLDEN_CASES = [*((name, "readable") for name in ALL),
+                *((name, "fast") for name in ("recitation4", "cs231n_section"))]
+
+
+def golden_path(name: str, style: str):
+    return GOLDEN / (f"{name}.py" if style == "readable" else f"{name}.{style}.py")
+
+
+@pytest.mark.parametrize(("name", "style"), GOLDEN_CASES)
+def test_golden(name, style):
+    """The generated code, byte for byte: a change to it must be a deliberate one."""
+    got = netc.compile_spec((SPECS / f"{name}.net").read_text(), f"specs/{name}.net",
+                            style=style)
+    path = golden_path(name, style)
+    want = path.read_text() if path.exists() else ""
+    diff = "".join(difflib.unified_diff(want.splitlines(True), got.splitlines(True),
+                                        str(path.relative_to(ROOT)), "generated", n=1))
+    assert got == want, (f"regenerate with: netc compile specs/{name}.net --style {style} "
+                         f"-o {path.relative_to(ROOT)} --force\n{diff[:3000]}")
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed")

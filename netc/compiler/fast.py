@@ -21,7 +21,7 @@ import sympy as sp
 
 from netc.compiler import shapes, sym
 from netc.compiler.functions import DerivativeFunction, LogAddExp, NetFunction
-from netc.compiler.printer import splits_ties, to_code, to_code_wrapped
+from netc.compiler.printer import postfix_safe, splits_ties, to_code, to_code_wrapped
 from netc.compiler.shapes import Shape
 
 WIDTH = 100
@@ -139,7 +139,8 @@ class Emitter:
                 axis = ", ".join(str(int(a)) for a in axes)
                 axis = axis if len(axes) == 1 else f"({axis})"
                 keepdims = ", keepdims=True" if keep == sp.true else ""
-                self.lines.append(f"np.{fn}({src}, axis={axis}{keepdims}, out={dst})")
+                call = f"{src}.{fn}(" if postfix_safe(src) else f"np.{fn}({src}, "
+                self.lines.append(f"{call}axis={axis}{keepdims}, out={dst})")
                 return dst
         if isinstance(e, sp.Add | sp.Mul):
             return self._fold(e, dst, shape)

@@ -13,20 +13,20 @@ import numpy as np
 
 def softmax(a, axis):
     """exp(a) / sum(exp(a)) along axis, shifted by the max so that exp cannot overflow."""
-    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e = np.exp(a - a.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def log_softmax(a, axis):
     """log(softmax(a)) without overflow or log(0)."""
-    shifted = a - np.max(a, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    shifted = a - a.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def logsumexp(a, axis=None, keepdims=False):
     """log(sum(exp(a))) along axis (all axes: None), shifted by the max against overflow."""
-    top = np.max(a, axis=axis, keepdims=True)
-    out = top + np.log(np.sum(np.exp(a - top), axis=axis, keepdims=True))
+    top = a.max(axis=axis, keepdims=True)
+    out = top + np.log(np.exp(a - top).sum(axis=axis, keepdims=True))
     return out if keepdims else np.squeeze(out, axis=axis)
 
 

@@ -173,11 +173,19 @@ class NetPrinter(NumPyPrinter):
     def _print_Outer(self, expr):
         return f"np.outer({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
+    def _reduction(self, fn: str, arr, options: str = "") -> str:
+        """``a.sum(...)`` for an array (the method skips ``np.sum``'s dispatch, a
+        microsecond a call on a small net); ``np.sum(...)`` for what may be a Python number
+        (a constant, or an expression of dims alone)."""
+        if any(not s.is_integer for s in arr.free_symbols):
+            text = self._print(arr)
+            return f"{text if postfix_safe(text) else f'({text})'}.{fn}({options})"
+        return f"np.{fn}({self._print(arr)}{', ' if options else ''}{options})"
+
     def _reduce(self, fn, expr):
         arr, axes, keep = expr.args
-        axis = self._axis(axes)
-        text = f"np.{fn}({self._print(arr)}, axis={axis}"
-        return text + (", keepdims=True)" if keep == sp.true else ")")
+        options = f"axis={self._axis(axes)}" + (", keepdims=True" if keep == sp.true else "")
+        return self._reduction(fn, arr, options)
 
     def _axis(self, axes) -> str:
         values = [int(a) for a in axes]
@@ -196,10 +204,10 @@ class NetPrinter(NumPyPrinter):
         return self._reduce("min", expr)
 
     def _print_MaxAll(self, expr):
-        return f"np.max({self._print(expr.args[0])})"
+        return self._reduction("max", expr.args[0])
 
     def _print_MinAll(self, expr):
-        return f"np.min({self._print(expr.args[0])})"
+        return self._reduction("min", expr.args[0])
 
     def _print_LogSumExpAxis(self, expr):
         arr, axes, keep = expr.args
@@ -213,18 +221,18 @@ class NetPrinter(NumPyPrinter):
         a, reduced, axes = expr.args
         mask = f"({self._print(a)} == {self._print(reduced)})"
         if not axes:
-            return f"{mask} / np.sum({mask})"
-        return f"{mask} / np.sum({mask}, axis={self._axis(axes)}, keepdims=True)"
+            return f"{mask} / {mask}.sum()"
+        return f"{mask} / {mask}.sum(axis={self._axis(axes)}, keepdims=True)"
 
     def _print_OneHot(self, expr):
         y, classes, axis = expr.args
         return f"one_hot({self._print(y)}, {int(classes)}, axis={int(axis)})"
 
     def _print_SumAll(self, expr):
-        return f"np.sum({self._print(expr.args[0])})"
+        return self._reduction("sum", expr.args[0])
 
     def _print_MeanAll(self, expr):
-        return f"np.mean({self._print(expr.args[0])})"
+        return self._reduction("mean", expr.args[0])
 
     def _print_ExpandDims(self, expr):
         return f"np.expand_dims({self._print(expr.args[0])}, {int(expr.args[1])})"
@@ -297,4 +305,21 @@ def to_code_wrapped(expr: sp.Expr, indent: int, room: int) -> str:
         if den != 1:  # a product in the denominator needs its parentheses: a / (2 * b)
             parts.append(part("/ ", den, (sp.Add, sp.Mul, sp.Pow)))
     return "(\n" + "\n".join(" " * inner + p for p in parts) + "\n" + " " * indent + ")"
+
+
+def postfix_safe(text: str) -> bool:
+    """Whether ``text.method()`` applies to all of ``text``: a name (``h``, ``z.T``) or one
+    call (``np.exp(a - b)``), not ``a * b`` or ``f(a) + g(b)``."""
+    head = len(text) - len(text.lstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789_."))
+    if head == len(text):
+        return head > 0
+    if head == 0 or text[head] != "(" or not text.endswith(")"):
+        return False
+    depth = 0
+    for i, c in enumerate(text[head:], head):
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        if depth == 0:
+            return i == len(text) - 1
+    return False
 

@@ -64,8 +64,8 @@ def shape_mismatch(declared, arrays, integer=()):
 
 def log_softmax(a, axis):
     """log(softmax(a)) without overflow or log(0)."""
-    shifted = a - np.max(a, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    shifted = a - a.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 def init_params(seed=0):
     """Initial values: the spec's where it gives them, random otherwise."""
@@ -94,7 +94,7 @@ def forward(params, x, y):
     o = h2 @ W3.T                           # [n, 4] o = h2 W3^T  (line 8)
     logp = log_softmax(o, axis=1)           # [n, 4] logp = log softmax(o)  (line 8)
     p = np.exp(logp)                        # [n, 4] p = softmax(o)  (line 8)
-    loss = -np.sum(logp * y)                # [] loss = ce(o, y)  (line 8)
+    loss = -(logp * y).sum()                # [] loss = ce(o, y)  (line 8)
     cache = {'W2': W2, 'W3': W3, 'h1': h1, 'h2': h2, 'p': p, 'x': x, 'y': y}
     return loss, cache
 

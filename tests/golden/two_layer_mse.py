@@ -91,7 +91,7 @@ def forward(params, X, y):
     Z_1 = X @ W_1 + b_1                     # [m, 3] Z_1 = X @ W_1 + b_1  (line 9)
     A_1 = sigmoid(Z_1)                      # [m, 3] A_1 = sigmoid(Z_1)  (line 10)
     Z_2 = A_1 @ W_2 + b_2                   # [m, 1] Z_2 = A_1 @ W_2 + b_2  (line 11)
-    L = np.mean((Z_2 - y)**2) / 2           # [] L = 1 / 2 * mean((Z_2 - y) ^ 2)  (line 12)
+    L = ((Z_2 - y)**2).mean() / 2           # [] L = 1 / 2 * mean((Z_2 - y) ^ 2)  (line 12)
     cache = {'A_1': A_1, 'W_2': W_2, 'X': X, 'Z_2': Z_2, 'm': m, 'y': y}
     return L, cache
 
@@ -104,12 +104,12 @@ def backward(cache):
     m = cache['m']
     y = cache['y']
     grad_Z_2 = (Z_2 - y) / m                # [m, 1] dL/dZ_2  (line 12)
-    grad_b_2 = np.sum(grad_Z_2, axis=0, keepdims=True)  # [1, 1] dL/db_2  (line 11)
+    grad_b_2 = grad_Z_2.sum(axis=0, keepdims=True)  # [1, 1] dL/db_2  (line 11)
     grad_W_2 = A_1.T @ grad_Z_2             # [3, 1] dL/dW_2  (line 11)
     grad_A_1 = grad_Z_2 @ W_2.T             # [m, 3] dL/dA_1  (line 11)
     # [m, 3] dL/dZ_1, sigmoid'(Z_1) = A_1 * (1 - A_1)  (line 10)
     grad_Z_1 = grad_A_1 * A_1 * (1 - A_1)
-    grad_b_1 = np.sum(grad_Z_1, axis=0, keepdims=True)  # [1, 3] dL/db_1  (line 9)
+    grad_b_1 = grad_Z_1.sum(axis=0, keepdims=True)  # [1, 3] dL/db_1  (line 9)
     grad_W_1 = X.T @ grad_Z_1               # [2, 3] dL/dW_1  (line 9)
     return {'W_1': grad_W_1, 'b_1': grad_b_1, 'W_2': grad_W_2, 'b_2': grad_b_2}
 

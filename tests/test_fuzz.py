@@ -573,6 +573,15 @@ def test_bug15_failed_declaration_that_bound_a_dim(dim: str) -> None:
     assert kind == "error" and ("E304" in detail or "E316" in detail), detail
 
 
+@pytest.mark.parametrize("default", ["1e999", "-1e999"])
+def test_bug17_infinite_fn_default_is_e419(default: str) -> None:
+    """BUG-17 (long mutation run, session 2): ``fn f(z, beta=1e999)`` raised OverflowError
+    in bind_args (int(inf)) instead of a clean error at the definition."""
+    kind, detail, _ = compile_answer(f"fn f(z, beta={default}) = z * sigmoid(beta * z)\n"
+                                     "param a = 1\nloss L = sum(f(a))\n")
+    assert kind == "error" and "E419" in detail and ":1:" in detail, detail
+
+
 ONES, ZEROS = (lambda x, b: np.ones_like(x)), (lambda x, b: np.zeros_like(x))
 
 

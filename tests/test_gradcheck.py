@@ -522,3 +522,26 @@ def test_sample_inputs_rejects_bad_targets():
         sample_inputs(_targets_module(TARGETS={"y_real": ("gaussian",)}))
     with pytest.raises(ValueError, match="not declared in INPUTS"):
         sample_inputs(_targets_module(TARGETS={"ghost": ("real",)}))
+
+
+def _steep_module(factor: float = 1.0) -> types.SimpleNamespace:
+    """L = sum(exp(30 w)): its third derivative, 27000 L, makes the central difference at
+    eps = 1e-3 err by eps^2 f''' / 6 = 1.5e-4 relative, far above a tolerance of 1e-6."""
+    def forward(params):
+        return np.sum(np.exp(30 * params["w"])), params["w"]
+
+    def backward(w):
+        return {"w": factor * 30 * np.exp(30 * w)}
+
+    return types.SimpleNamespace(PARAMS={"w": (3,)}, INPUTS={}, GRAD_INPUTS=(),
+                                 forward=forward, backward=backward)
+
+
+def test_richardson_extrapolation_rescues_a_steep_but_right_gradient():
+    params = {"w": np.array([0.1, 0.2, 0.3])}
+    plain = (np.sum(np.exp(30 * (params["w"] + 1e-3))) - np.sum(np.exp(30 * (params["w"]
+             - 1e-3)))) / 2e-3
+    assert abs(plain / np.sum(30 * np.exp(30 * params["w"])) - 1) > 1e-4  # central errs
+    assert check_grads(_steep_module(), params, {}, eps=1e-3, tol=1e-6).ok
+    wrong = check_grads(_steep_module(1 + 1e-4), params, {}, eps=1e-3, tol=1e-6)
+    assert not wrong.ok and wrong.row("w").max_rel_err == pytest.approx(1e-4, rel=1e-2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Iterator
 from importlib import resources
@@ -11,7 +12,7 @@ import lark
 from lark import Token, Transformer, v_args
 
 from netc.compiler import ast
-from netc.compiler.errors import Loc, NetSyntaxError
+from netc.compiler.errors import Loc, NetError, NetSyntaxError, NetValueError
 
 MAX_NESTING = 100  # brackets deeper than this are refused before they can exhaust the stack
 MAX_OPERATORS = 200  # per statement: a deeper operator tree would exhaust it too
@@ -197,7 +198,11 @@ class _ToAst(Transformer):
         return str(reduce)
 
     def fn_param(self, meta, children):
-        return ast.FnParam(str(children[0]), children[1], _tok_loc(children[0]))
+        name, default = children
+        if default is not None and not math.isfinite(default):
+            raise NetValueError(f"the default of '{name}' is too large for float64",
+                                _meta_loc(meta), code="E419")
+        return ast.FnParam(str(name), default, _tok_loc(name))
 
     # -- statements
     def assign(self, meta, children):
@@ -326,7 +331,7 @@ def parse(text: str, filename: str = "<spec>") -> ast.Spec:
     except lark.exceptions.VisitError as e:
         # Our own NetErrors raised inside a transformer method come wrapped; unwrap them.
         # Anything else is a bug in _ToAst and propagates as it is.
-        if isinstance(e.orig_exc, NetSyntaxError):
+        if isinstance(e.orig_exc, NetError):
             raise e.orig_exc from None
         raise
     return ast.Spec(stmts, text, filename)

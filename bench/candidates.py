@@ -22,6 +22,7 @@ import netc
 from bench.handwritten import HANDWRITTEN
 from bench.workloads import Workload, cast
 from netc.runtime.loader import load_source
+from netc.runtime.optim import sgd_in_place
 
 Arrays = dict[str, np.ndarray]
 
@@ -83,17 +84,23 @@ def load_style(w: Workload, style: str, dtype: str = "float64") -> ModuleType:
     return load_source(source, f"bench_{w.name}_{style}_{dtype}")
 
 
+def seeds_update(params: Arrays, grads: Arrays, lr: float, names: tuple[str, ...]) -> None:
+    """The seeds' update, ``w -= learning_rate * grad_w``: a temporary per param."""
+    for k in names:
+        params[k] -= lr * grads[k]
+
+
 def sgd_candidate(name: str, fb: Callable[[Arrays, np.ndarray, np.ndarray], tuple],
                   init: Arrays, inputs: Arrays, trainable: tuple[str, ...],
-                  lr: float, note: str = "") -> Candidate:
-    """A NumPy-array candidate: ``loss, grads = fb(params, x, y)``, then ``p -= lr * g``."""
+                  lr: float, note: str = "", update=seeds_update) -> Candidate:
+    """A NumPy-array candidate: ``loss, grads = fb(params, x, y)``, then ``update`` (by
+    default the seeds' ``p -= lr * g``)."""
     params = {k: v.copy() for k, v in init.items()}
     x, y = inputs["x"], inputs["y"]
 
     def step() -> object:
         loss, grads = fb(params, x, y)
-        for k in trainable:
-            params[k] -= lr * grads[k]
+        update(params, grads, lr, trainable)
         return loss
 
     def reset() -> None:
@@ -129,8 +136,10 @@ def numpy_candidates(w: Workload, init64: Arrays, inputs64: Arrays, dtype: type,
             skipped[f"netc[{style}]"] = str(e)
             continue
         trainable = tuple(mod.TRAINABLE)
+        # the fast style's gradients are workspace buffers: it updates in place
+        update = sgd_in_place if style == "fast" else seeds_update
         out.append(sgd_candidate(f"netc[{style}]", generated_fb(mod), init, inputs,
-                                 trainable, w.lr))
+                                 trainable, w.lr, update=update))
     fb, bound = HANDWRITTEN[w.name]
     out.append(sgd_candidate("numpy", fb, init, inputs, tuple(init), w.lr))
     operands: Arrays = {}

@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 import numpy as np  # noqa: E402
 
-from bench import compile_time, machine, profile_step, variants  # noqa: E402
+from bench import compile_time, machine, memory, profile_step, variants  # noqa: E402
 from bench.candidates import STYLES, Candidate, load_style, numpy_candidates  # noqa: E402
 from bench.frameworks import FRAMEWORKS, Unavailable  # noqa: E402
 from bench.handwritten import HANDWRITTEN  # noqa: E402
@@ -330,6 +330,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "process's CPU time, steadier on a shared machine with --threads 1")
     p.add_argument("--no-compile", action="store_true", help="skip the compile-time section")
     p.add_argument("--no-profile", action="store_true", help="skip the profile section")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory section")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="first wait up to SECONDS for other processes to go quiet")
     p.add_argument("--retry-busy", type=int, default=0, metavar="N",
@@ -433,6 +434,10 @@ def _main(argv: list[str] | None) -> int:
                          *summary_table(results, dtype, cand_names), "",
                          *ratio_table(results, dtype, args.clock), ""]
         write(False)
+        if not args.no_memory:
+            sections += memory.table([WORKLOADS[n] for n in names],
+                                     [DTYPES[d] for d in dtypes], log)
+            write(False)
         if not args.no_profile:
             big = [n for n in names if n != "tiny"] or names
             for wname in reversed(big):  # the largest first

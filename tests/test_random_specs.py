@@ -13,6 +13,8 @@ with PyTorch autograd in float64. For every drawn spec:
 * every gradient agrees with central differences (``check_grads``, tol 1e-6; differences
   within the central difference's rounding noise, 10 eps_mach S / 1e-6 where S is the size
   of the terms the loss adds up, count as agreement, since a loss may cancel to ~0);
+* the fast style gives the readable style's loss and gradients, and its returned
+  gradients survive the next ``forward()``;
 * ``predict`` agrees with PyTorch's value before the loss, ``init_params`` gives the
   declared shapes (and literal values), ``PARAMS``/``TRAINABLE``/``GRAD_INPUTS`` say what
   the spec says, and a wrongly shaped input is a ValueError.
@@ -76,15 +78,33 @@ def _stats(record: dict) -> None:
             f.write(json.dumps(record) + "\n")
 
 
-def compile_net(net: S.Net) -> tuple[str, Any]:
+def compile_net(net: S.Net, style: str = "readable") -> tuple[str, Any]:
     """Render, compile and import ``net``; a NetError here is a valid spec refused."""
     text = S.render(net)
     wrt = (net.x,) if net.x_grad == "wrt" else ()
     try:
-        source = netc.compile_spec(text, "random.net", wrt=wrt)
+        source = netc.compile_spec(text, "random.net", wrt=wrt, style=style)
     except NetError as e:
         pytest.fail("netc refused a valid spec:\n" + text + "\n" + e.format(text, "random.net"))
-    return text, load_source(source, "random_spec")
+    return text, load_source(source, f"random_spec_{style}")
+
+
+def check_fast_style(net: S.Net, module: Any, params: dict, inputs: dict) -> None:
+    """The fast style (in place, buffers shared) gives the readable style's loss and
+    gradients, and a gradient it returned survives the next forward() (the training loop
+    and check_grads read gradients after calling forward() again)."""
+    _, fast = compile_net(net, "fast")
+    loss, cache = module.forward(params, **inputs)
+    want = {k: np.array(v) for k, v in module.backward(cache).items()}
+    got_loss, got_cache = fast.forward(params, **inputs)
+    got = fast.backward(got_cache)
+    kept = {k: np.array(v) for k, v in got.items()}
+    fast.forward({k: v + 0.25 for k, v in params.items()}, **inputs)
+    np.testing.assert_allclose(got_loss, loss, rtol=1e-11, atol=1e-300)
+    for k, v in want.items():
+        np.testing.assert_array_equal(got[k], kept[k], err_msg=f"{k} after the next forward")
+        np.testing.assert_allclose(got[k], v, rtol=1e-9, atol=1e-12 * (1 + np.abs(v).max()),
+                                   err_msg=k)
 
 
 def check_module_tables(net: S.Net, module: Any) -> None:
@@ -256,6 +276,7 @@ def test_random_spec_matches_torch_and_central_differences(net: S.Net, seed: int
                          abs_floor=max(ABS_FLOOR, noise))
     assert report.ok, report.format_table()
     check_wrong_shape_is_a_value_error(net, module, params, inputs)
+    check_fast_style(net, module, params, inputs)
     _stats({"features": S.features(net), "lines": text.count("\n"),
             "compile_s": round(compiled - start, 4),
             "total_s": round(time.perf_counter() - start, 4)})

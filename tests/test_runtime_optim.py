@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from netc.runtime.optim import SGD, Adam, Momentum, make_optimizer
+from netc.runtime.optim import SGD, Adam, Momentum, make_optimizer, sgd_in_place
 
 STEPS = 60
 
@@ -95,3 +95,19 @@ def test_only_named_params_move():
 def test_unknown_optimizer():
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         make_optimizer("rmsprop", 0.1)
+
+
+def test_sgd_in_place_equals_sgd_and_writes_into_the_same_arrays():
+    w0, b0, grads = _problem()
+    ref = {"w": w0.copy(), "b": b0.copy()}
+    params = {"w": w0.copy(), "b": b0.copy()}
+    arrays = dict(params)
+    for _ in range(STEPS):
+        SGD(0.05).step(ref, grads(ref["w"], ref["b"]))
+        sgd_in_place(params, grads(params["w"], params["b"]), 0.05)
+    assert all(params[k] is arrays[k] for k in params)  # no new array bound
+    for k in ref:
+        np.testing.assert_allclose(params[k], ref[k], rtol=1e-13, atol=1e-15)
+    params["w"][...] = 0.0
+    sgd_in_place(params, {"w": np.ones((3, 4)), "b": np.ones(4)}, 0.5, names=["w"])
+    assert (params["w"] == -0.5).all() and np.array_equal(params["b"], ref["b"])

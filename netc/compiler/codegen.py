@@ -9,7 +9,7 @@ import sympy as sp
 from netc import __version__
 from netc.compiler import BANNER, helpers, sym
 from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
-from netc.compiler.fast import Emitter
+from netc.compiler.fast import Emitter, share_buffers
 from netc.compiler.functions import DerivativeFunction, ElementwiseFn, NetFunction
 from netc.compiler.ir import Graph, Node, placeholder
 from netc.compiler.names import Namer
@@ -167,6 +167,8 @@ class _Module:
         shapes_of.update({sp.Symbol(ln.target, real=True): ln.node.shape
                           for ln in self.bw.lines if ln.node.shape})
         self.emitter = Emitter(shapes_of)
+        if self.fast:
+            self.emitter.slots = self._shared_buffers()
 
     # -- which forward values get a line, which are inlined into their consumer
     def _plan_forward(self) -> None:
@@ -198,6 +200,19 @@ class _Module:
                 inline.add(n.id)
         self.inline = inline
 
+    def _shared_buffers(self) -> dict[str, str]:
+        """The fast style's buffer sharing (see :func:`netc.compiler.fast.share_buffers`):
+        the staged computations of forward() and backward() in the order they run."""
+        steps = []
+        for n in self._staged_nodes(None):
+            expr = self._reuse(n, forward_expr(n, [self.value(a) for a in n.args]))
+            steps.append((n.name, n.shape, expr))
+        steps += [(ln.target, ln.node.shape, expr) for ln, expr in self.bw_lines]
+        kept = frozenset(s.name for _, e in self.bw.outputs for s in e.free_symbols)
+        return share_buffers(
+            [(name, shape if shape and self.emitter.shape_of(e) is not None else None,
+              frozenset(s.name for s in e.free_symbols)) for name, shape, e in steps], kept)
+
     def value(self, node_id: int) -> sp.Expr:
         n = self.g.nodes[node_id]
         if node_id in self.inline:
@@ -226,7 +241,9 @@ class _Module:
             f"def workspace({', '.join([*dims, 'dtype'])}):",
             '    """The buffers forward() and backward() write into, made on first use for each',
             '    batch shape and dtype and reused by every later call (so a cache or gradient',
-            '    returned by one call is overwritten by the next: copy what you keep)."""',
+            '    returned by one call is overwritten by the next: copy what you keep). A value',
+            '    no longer read leaves its buffer to a later one (backward() writes over the',
+            '    forward values it is done with: one backward() per forward())."""',
             f"    key = {key}",
             "    ws = _WORKSPACES.get(key)",
             "    if ws is None:",
@@ -353,16 +370,19 @@ class _Module:
                       fast: bool = False) -> tuple[list[str], set[str]]:
         """A line per staged node (all, or those in ``needed``) and the names they use."""
         lines, used = [], set()
-        for n in self.g.nodes:
-            if ((needed is not None and n.id not in needed) or n.id in self.inline
-                    or n.op in ("input", "target", "param", "const", "transpose")):
-                continue
+        for n in self._staged_nodes(needed):
             expr = self._reuse(n, forward_expr(n, [self.value(a) for a in n.args]))
             used |= {s.name for s in expr.free_symbols}
             comment = f"{_shape_text(n.shape)} {n.name} = {n.label}  (line {n.loc.line})"
             lines.append(self._fast_group(n.name, expr, n.shape, comment) if fast
                          else _line(_assign(n.name, expr), comment))
         return lines, used
+
+    def _staged_nodes(self, needed: set[int] | None) -> list[Node]:
+        """The forward nodes that get a line of their own (all, or those in ``needed``)."""
+        return [n for n in self.g.nodes
+                if (needed is None or n.id in needed) and n.id not in self.inline
+                and n.op not in ("input", "target", "param", "const", "transpose")]
 
     def _reuse(self, n: Node, expr: sp.Expr) -> sp.Expr:
         """``expr`` with the values computed before ``n`` used by name: the loss of

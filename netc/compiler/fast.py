@@ -35,6 +35,7 @@ class Emitter:
 
     symbol_shapes: dict[sp.Symbol, Shape]
     buffers: dict[str, Shape] = field(default_factory=dict)  # workspace name -> shape
+    slots: dict[str, str] = field(default_factory=dict)  # value -> the buffer it takes over
     lines: list[str] = field(default_factory=list)
     _free: list[str] = field(default_factory=list)
 
@@ -87,8 +88,10 @@ class Emitter:
         self.lines = []
         if not shape or self.shape_of(expr) is None:  # a scalar, or no in-place form
             return [f"{target} = {to_code_wrapped(expr, 4, WIDTH - 7 - len(target))}"]
-        self.buffers[target] = shape
-        self.lines.append(f"{target} = ws[{target!r}]")
+        slot = self.slots.get(target, target)
+        self.buffers[slot] = shape
+        self.lines.append(f"{target} = ws[{slot!r}]" if slot == target else
+                          f"{target} = ws[{slot!r}]  # {slot} is not read again: its buffer")
         self._used: set[str] = set()
         result = self._into(expr, target, shape)
         if result != target:
@@ -132,8 +135,10 @@ class Emitter:
             return dst
         if isinstance(e, sym.SumAxis | sym.MeanAxis):
             arg, axes, keep = e.args
-            arg_shape = self.shape_of(arg)
-            if arg_shape is not None:
+            arg_shape, out_shape = self.shape_of(arg), self.shape_of(e)
+            if arg_shape is not None and out_shape is not None:
+                if out_shape != shape:  # a keepdims reduction, broadcast by its consumer
+                    dst = self._temp(out_shape)
                 src = self._operand(arg, arg_shape)
                 fn = "sum" if isinstance(e, sym.SumAxis) else "mean"
                 axis = ", ".join(str(int(a)) for a in axes)
@@ -252,3 +257,37 @@ def _rest(args) -> list[sp.Expr]:
             continue
         out.append(a)
     return out
+
+
+def share_buffers(steps: list[tuple[str, Shape | None, frozenset[str]]],
+                  kept: frozenset[str]) -> dict[str, str]:
+    """Which values may write into the buffer of an earlier value that is no longer used.
+
+    ``steps`` are the staged computations in the order they run (forward, then backward):
+    (value, the shape of its buffer or None if it gets none, the names it reads). ``kept``
+    are the values read after the last step (the returned gradients): they keep a buffer of
+    their own, or the next forward() would overwrite them. A value takes over a buffer of its shape whose value
+    was last read *before* its own statement (never by it: an in-place chain of ufuncs may
+    overwrite an operand before its last read). Returns value -> the buffer's first owner,
+    for the values that take one over; first come, first served, so it is deterministic.
+    """
+    last: dict[str, int] = {}
+    for i, (_, _, reads) in enumerate(steps):
+        for name in reads:
+            last[name] = i
+    free: list[str] = []  # buffers whose value is dead, in the order they died
+    owner: dict[str, str] = {}  # value -> buffer
+    dies: dict[int, list[str]] = {}  # step -> buffers free after it
+    out: dict[str, str] = {}
+    shape_of = {v: shape for v, shape, _ in steps}
+    for i, (value, shape, _) in enumerate(steps):
+        if shape is not None and value not in kept:
+            slot = next((b for b in free if shape_of[b] == shape), None)
+            if slot is not None:
+                free.remove(slot)
+                out[value] = slot
+            owner[value] = slot or value
+            dies.setdefault(last.get(value, i), []).append(owner[value])
+        free.extend(dies.pop(i, []))
+    return out
+

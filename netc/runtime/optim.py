@@ -4,7 +4,8 @@ They follow PyTorch's ``torch.optim.SGD`` and ``torch.optim.Adam`` (weight decay
 the coupled L2 term ``g + weight_decay * p`` of both), and the tests compare them with
 PyTorch step by step. An update never writes into an array: it binds a new one, so
 arrays handed in by the caller are left alone and a shallow copy of the params dict
-is a snapshot.
+is a snapshot (the training loop's way back from a step that went bad).
+:func:`sgd_in_place` is the exception, for a loop that keeps no snapshot.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "Momentum", "Optimizer", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "Momentum", "Optimizer", "make_optimizer",
+           "sgd_in_place"]
 
 
 class Optimizer:
@@ -106,6 +108,19 @@ class Adam(Optimizer):
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+
+
+def sgd_in_place(params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray],
+                 lr: float, names: Iterable[str] | None = None) -> None:
+    """``p -= lr * g`` without a temporary: for the fast style's gradients, which are
+    workspace buffers the next ``backward()`` overwrites anyway, so they are scaled in place
+    (``g *= lr``) and then subtracted in place. Unlike :class:`SGD` it writes into both
+    ``params`` and ``grads``: use it where no one keeps the old values.
+    """
+    for k in grads if names is None else names:
+        g = grads[k]
+        np.multiply(g, lr, out=g)
+        np.subtract(params[k], g, out=params[k])
 
 
 def make_optimizer(name: str, lr: float, *, momentum: float = 0.9,

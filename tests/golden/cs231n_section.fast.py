@@ -79,19 +79,19 @@ _WORKSPACES = {}
 def workspace(n, dtype):
     """The buffers forward() and backward() write into, made on first use for each
     batch shape and dtype and reused by every later call (so a cache or gradient
-    returned by one call is overwritten by the next: copy what you keep)."""
+    returned by one call is overwritten by the next: copy what you keep). A value
+    no longer read leaves its buffer to a later one (backward() writes over the
+    forward values it is done with: one backward() per forward())."""
     key = (n, np.dtype(dtype))
     ws = _WORKSPACES.get(key)
     if ws is None:
         ws = _WORKSPACES[key] = {
-            'grad_z2': np.empty((n, 1), dtype),
+            'z2': np.empty((n, 1), dtype),
             'grad_W2': np.empty((100, 1), dtype),
-            'grad_h1': np.empty((n, 100), dtype),
+            'z1': np.empty((n, 100), dtype),
             'grad_z1': np.empty((n, 100), dtype),
             'grad_W1': np.empty((2, 100), dtype),
-            'z1': np.empty((n, 100), dtype),
             'h1': np.empty((n, 100), dtype),
-            'z2': np.empty((n, 1), dtype),
             'h2': np.empty((n, 1), dtype),
         }
     return ws
@@ -138,14 +138,14 @@ def backward(cache):
     y = cache['y']
     ws = cache['ws']
     # [n, 1] dL/dz2  (line 7)
-    grad_z2 = ws['grad_z2']
+    grad_z2 = ws['z2']  # z2 is not read again: its buffer
     np.subtract(h2, y, out=grad_z2)
     np.divide(grad_z2, n, out=grad_z2)
     # [100, 1] dL/dW2  (line 7)
     grad_W2 = ws['grad_W2']
     np.matmul(h1.T, grad_z2, out=grad_W2)
     # [n, 100] dL/dh1  (line 7)
-    grad_h1 = ws['grad_h1']
+    grad_h1 = ws['z1']  # z1 is not read again: its buffer
     np.matmul(grad_z2, W2.T, out=grad_h1)
     # [n, 100] dL/dz1, sigmoid'(z1) = h1 * (1 - h1)  (line 7)
     grad_z1 = ws['grad_z1']

@@ -82,25 +82,24 @@ _WORKSPACES = {}
 def workspace(n, dtype):
     """The buffers forward() and backward() write into, made on first use for each
     batch shape and dtype and reused by every later call (so a cache or gradient
-    returned by one call is overwritten by the next: copy what you keep)."""
+    returned by one call is overwritten by the next: copy what you keep). A value
+    no longer read leaves its buffer to a later one (backward() writes over the
+    forward values it is done with: one backward() per forward())."""
     key = (n, np.dtype(dtype))
     ws = _WORKSPACES.get(key)
     if ws is None:
         ws = _WORKSPACES[key] = {
             'grad_o': np.empty((n, 4), dtype),
             'grad_W3': np.empty((4, 6), dtype),
-            'grad_h2': np.empty((n, 6), dtype),
+            'z2': np.empty((n, 6), dtype),
             'grad_z2': np.empty((n, 6), dtype),
             'grad_W2': np.empty((6, 8), dtype),
-            'grad_h1': np.empty((n, 8), dtype),
+            'z1': np.empty((n, 8), dtype),
             'grad_z1': np.empty((n, 8), dtype),
             'grad_W1': np.empty((8, 10), dtype),
-            'z1': np.empty((n, 8), dtype),
             'h1': np.empty((n, 8), dtype),
-            'z2': np.empty((n, 6), dtype),
             'h2': np.empty((n, 6), dtype),
             'o': np.empty((n, 4), dtype),
-            'p': np.empty((n, 4), dtype),
         }
     return ws
 
@@ -139,7 +138,7 @@ def forward(params, x, y):
     np.matmul(h2, W3.T, out=o)
     logp = log_softmax(o, axis=1)           # [n, 4] logp = log softmax(o)  (line 8)
     # [n, 4] p = softmax(o)  (line 8)
-    p = ws['p']
+    p = ws['o']  # o is not read again: its buffer
     np.exp(logp, out=p)
     loss = -(logp * y).sum()                # [] loss = ce(o, y)  (line 8)
     cache = {'W2': W2, 'W3': W3, 'h1': h1, 'h2': h2, 'p': p, 'x': x, 'y': y, 'ws': ws}
@@ -162,7 +161,7 @@ def backward(cache):
     grad_W3 = ws['grad_W3']
     np.matmul(grad_o.T, h2, out=grad_W3)
     # [n, 6] dL/dh2  (line 8)
-    grad_h2 = ws['grad_h2']
+    grad_h2 = ws['z2']  # z2 is not read again: its buffer
     np.matmul(grad_o, W3, out=grad_h2)
     # [n, 6] dL/dz2, sigmoid'(z2) = h2 * (1 - h2)  (line 8)
     grad_z2 = ws['grad_z2']
@@ -173,7 +172,7 @@ def backward(cache):
     grad_W2 = ws['grad_W2']
     np.matmul(grad_z2.T, h1, out=grad_W2)
     # [n, 8] dL/dh1  (line 8)
-    grad_h1 = ws['grad_h1']
+    grad_h1 = ws['z1']  # z1 is not read again: its buffer
     np.matmul(grad_z2, W2, out=grad_h1)
     # [n, 8] dL/dz1, sigmoid'(z1) = h1 * (1 - h1)  (line 8)
     grad_z1 = ws['grad_z1']

@@ -266,10 +266,11 @@ def share_buffers(steps: list[tuple[str, Shape | None, frozenset[str]]],
     ``steps`` are the staged computations in the order they run (forward, then backward):
     (value, the shape of its buffer or None if it gets none, the names it reads). ``kept``
     are the values read after the last step (the returned gradients): they keep a buffer of
-    their own, or the next forward() would overwrite them. A value takes over a buffer of its shape whose value
-    was last read *before* its own statement (never by it: an in-place chain of ufuncs may
-    overwrite an operand before its last read). Returns value -> the buffer's first owner,
-    for the values that take one over; first come, first served, so it is deterministic.
+    their own, or the next forward() would overwrite them. A value takes over a buffer of
+    its shape whose value was last read *before* its own statement (never by it: an
+    in-place chain of ufuncs may overwrite an operand before its last read). Returns value
+    -> the buffer's first owner, for the values that take one over; first come, first
+    served, so it is deterministic.
     """
     last: dict[str, int] = {}
     for i, (_, _, reads) in enumerate(steps):

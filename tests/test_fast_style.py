@@ -11,6 +11,7 @@ import pytest
 from conftest import SPECS
 
 import netc
+from netc.compiler.fast import share_buffers
 from netc.runtime.gradcheck import off_kinks, resolve_dims, sample_inputs
 from netc.runtime.loader import load_source
 
@@ -70,3 +71,33 @@ def test_fast_style_is_ruff_clean(tmp_path):
     res = subprocess.run(["ruff", "check", "--no-cache", "--isolated", "--select", "E,F,W",
                           "--line-length", "100", str(tmp_path)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout
+
+
+def test_share_buffers_takes_over_only_dead_buffers_of_its_shape():
+    n = ("n", 4)
+    steps = [("z1", n, frozenset({"x"})), ("h1", n, frozenset({"z1"})),
+             ("loss", None, frozenset({"h1"})),
+             ("grad_h1", n, frozenset({"h1"})),  # h1 is read here: not its buffer
+             ("grad_z1", n, frozenset({"grad_h1"})),  # h1 was last read at step 3
+             ("grad_W", (4, 4), frozenset({"grad_z1", "x"})),
+             ("grad_b", (4,), frozenset({"grad_z1"}))]
+    assert share_buffers(steps, frozenset({"grad_W", "grad_b"})) == {
+        "grad_h1": "z1", "grad_z1": "h1"}
+    # a value read in its own statement keeps its buffer until after it
+    steps[4] = ("grad_z1", n, frozenset({"grad_h1", "h1"}))
+    assert share_buffers(steps, frozenset({"grad_W", "grad_b"})) == {"grad_h1": "z1"}
+    # a returned gradient never takes one over (the next forward() would overwrite it)
+    steps[4] = ("grad_z1", n, frozenset({"grad_h1"}))
+    assert share_buffers(steps, frozenset({"grad_z1"})) == {"grad_h1": "z1"}
+
+
+def test_fast_gradients_survive_the_next_forward_on_every_spec():
+    for name in ALL:
+        _, fast = both(name)
+        params = off_kinks(fast.init_params(0), 0)
+        inputs = sample_inputs(fast, seed=0)
+        grads = fast.backward(fast.forward(params, **inputs)[1])
+        kept = {k: np.array(v) for k, v in grads.items()}
+        fast.forward({k: v * 1.5 + 0.25 for k, v in params.items()}, **inputs)
+        for k, v in kept.items():
+            np.testing.assert_array_equal(grads[k], v, err_msg=f"{name}: {k}")

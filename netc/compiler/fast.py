@@ -208,7 +208,7 @@ class Emitter:
             acc, rest = self._into(_heaviest(arrays), dst, shape), _rest(arrays)
         for a in rest:
             acc = self._combine(acc, a, is_add, dst, shape)
-        if scalar != (0 if is_add else 1):
+        if not (scalar.is_number and float(scalar) == (0 if is_add else 1)):
             acc = self._combine(acc, scalar, is_add, dst, shape)
         return acc
 
@@ -218,7 +218,9 @@ class Emitter:
         elif not is_add and isinstance(a, sp.Pow) and a.exp == -1:
             op, a = "divide", a.base
         elif not is_add and isinstance(a, sp.Rational) and a.p == 1 and a.q != 1:
-            op, a = "divide", sp.Integer(a.q)
+            # x / 2 is x * 0.5 to the last bit, and a multiply is the cheaper pass
+            q = int(a.q)
+            op, a = ("multiply", sp.Float(1 / q)) if q & (q - 1) == 0 else ("divide", sp.Integer(q))
         else:
             op = "add" if is_add else "multiply"
         self.lines.append(f"np.{op}({acc}, {self._operand(a, shape)}, out={dst})")

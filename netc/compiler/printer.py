@@ -49,12 +49,17 @@ class NetPrinter(NumPyPrinter):
         return text
 
     def _print_Mul(self, expr):
-        coeff, factors = expr.as_coeff_mul()
+        coeff, rest = expr.as_coeff_Mul()  # a Float coefficient too, not only a Rational
+        factors = sp.Mul.make_args(rest)
         sign = ""
         if coeff < 0:
             sign, coeff = "-", -coeff
         num, den = [], []
-        if coeff != 1:
+        if float(coeff) == 1 and len(factors) == 1 and not factors[0].is_Pow:
+            # 1.0 * (a - b), from scale=0.5 times 2: the factor alone
+            return sign + (self._paren(factors[0], PRECEDENCE["Mul"]) if sign
+                           else self._print(factors[0]))
+        if float(coeff) != 1:  # a Float 1.0 is no factor either
             if isinstance(coeff, sp.Rational) and coeff.q != 1:
                 if coeff.p != 1:
                     num.append(str(coeff.p))

@@ -111,18 +111,18 @@ def forward(params, x, y):
     np.matmul(x, W1, out=z1)
     # [n, 100] h1 = sigmoid(z1)  (line 7)
     h1 = ws['h1']
-    np.divide(z1, 2, out=h1)
+    np.multiply(z1, 0.5, out=h1)
     np.tanh(h1, out=h1)
-    np.divide(h1, 2, out=h1)
+    np.multiply(h1, 0.5, out=h1)
     np.add(h1, 1 / 2, out=h1)
     # [n, 1] z2 = h1 W2  (line 7)
     z2 = ws['z2']
     np.matmul(h1, W2, out=z2)
     # [n, 1] h2 = sigmoid(z2)  (line 7)
     h2 = ws['h2']
-    np.divide(z2, 2, out=h2)
+    np.multiply(z2, 0.5, out=h2)
     np.tanh(h2, out=h2)
-    np.divide(h2, 2, out=h2)
+    np.multiply(h2, 0.5, out=h2)
     np.add(h2, 1 / 2, out=h2)
     loss = bce_with_logits(z2, y).mean()    # [] loss = mean(bce_with_logits(h1 W2, y))  (line 7)
     cache = {'W2': W2, 'h1': h1, 'h2': h2, 'n': n, 'x': x, 'y': y, 'ws': ws}

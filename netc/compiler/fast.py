@@ -204,6 +204,12 @@ class Emitter:
                 rest = negated[1:]
             else:
                 acc, rest = self._into(_heaviest(arrays), dst, shape), _rest(arrays)
+        elif is_add and scalar != 0 and all(a.could_extract_minus_sign() for a in arrays):
+            # 1 - h**2: h**2 into dst, then one subtraction from the scalar (not a
+            # multiplication by -1 and an addition)
+            acc = self._into(sp.Add(*(-a for a in arrays)), dst, shape)
+            self.lines.append(f"np.subtract({to_code(scalar)}, {acc}, out={dst})")
+            return dst
         else:
             acc, rest = self._into(_heaviest(arrays), dst, shape), _rest(arrays)
         for a in rest:

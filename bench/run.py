@@ -43,6 +43,7 @@ ROOT = BENCH.parent
 DTYPES: dict[str, type] = {"float64": np.float64, "float32": np.float32}
 TOLERANCE = {"float64": 1e-8, "float32": 1e-3}  # max relative error vs NumPy in float64
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+SETTLE_S = 0.3  # untimed pause before each batch: other libraries' spinning threads sleep
 ANALYSIS_START, ANALYSIS_END = "<!-- analysis:start -->", "<!-- analysis:end -->"
 
 # Issue 6's figures (float64, ms/step) on "this kind of machine", for comparison.
@@ -101,15 +102,19 @@ def calibrate(c: Candidate, batch_s: float, warmup_s: float) -> int:
 
 
 def interleave(cands: list[Candidate], rounds: int, batch_s: float, warmup_s: float,
-               clock: str = "wall") -> tuple[dict, dict, dict[str, int]]:
+               clock: str = "wall", settle_s: float = SETTLE_S
+               ) -> tuple[dict, dict, dict[str, int]]:
     """Per-step seconds of each candidate in each round, candidates run round-robin.
 
     Returns the ``clock`` times (wall or process CPU time), the other clock's, and the
     steps per batch.
     Each round resets every candidate's params (untimed) and times one batch of steps per
-    candidate, the order rotated from round to round. The garbage collector is off inside a
-    batch; objects that exist before timing are frozen so that collecting between rounds
-    stays cheap.
+    candidate, the order rotated from round to round. Before each batch the process sleeps
+    ``settle_s`` (untimed): the idle worker threads of the library that ran before
+    (OpenBLAS's, OpenMP's) spin for a while after their last call, and on two cores they
+    would take a core from the next candidate's own threads (PyTorch ran 1.6-2x slower
+    right after NumPy without it). The garbage collector is off inside a batch; objects
+    that exist before timing are frozen so that collecting between rounds stays cheap.
     """
     steps = {c.name: calibrate(c, batch_s, warmup_s) for c in cands}
     times: dict[str, list[float]] = {c.name: [] for c in cands}
@@ -122,6 +127,7 @@ def interleave(cands: list[Candidate], rounds: int, batch_s: float, warmup_s: fl
             for c in cands[r % len(cands):] + cands[:r % len(cands)]:
                 c.reset()
                 k = steps[c.name]
+                time.sleep(settle_s)
                 gc.disable()
                 try:
                     t, tc = time.perf_counter(), time.process_time()
@@ -483,7 +489,7 @@ def profile_section(w: Workload, dtypes: list[str], log,
             steps = {"tiny": 50, "lecture": 100, "mlp784": 20}.get(w.name, 5)
             rows, plain = profile_step.profile_step(mod, cast(init64, DTYPES[dtype]),
                                                     cast(inputs64, DTYPES[dtype]), w.lr, steps,
-                                                    clock)
+                                                    clock, fast=style == "fast")
             log(f"  profiled netc[{style}] {w.name} {dtype}")
             out += [f"### netc[{style}], {dtype}", "", *profile_step.format_profile(rows, plain),
                     ""]

@@ -92,14 +92,18 @@ def seeds_update(params: Arrays, grads: Arrays, lr: float, names: tuple[str, ...
 
 def sgd_candidate(name: str, fb: Callable[[Arrays, np.ndarray, np.ndarray], tuple],
                   init: Arrays, inputs: Arrays, trainable: tuple[str, ...],
-                  lr: float, note: str = "", update=seeds_update) -> Candidate:
+                  lr: float, note: str = "", update=seeds_update,
+                  step_fb: Callable[[Arrays, np.ndarray, np.ndarray], tuple] | None = None
+                  ) -> Candidate:
     """A NumPy-array candidate: ``loss, grads = fb(params, x, y)``, then ``update`` (by
-    default the seeds' ``p -= lr * g``)."""
+    default the seeds' ``p -= lr * g``). ``step_fb`` (default ``fb``) is what a step
+    calls, ``fb`` what the agreement check calls."""
+    step_fb = step_fb or fb
     params = {k: v.copy() for k, v in init.items()}
     x, y = inputs["x"], inputs["y"]
 
     def step() -> object:
-        loss, grads = fb(params, x, y)
+        loss, grads = step_fb(params, x, y)
         update(params, grads, lr, trainable)
         return loss
 
@@ -113,13 +117,14 @@ def sgd_candidate(name: str, fb: Callable[[Arrays, np.ndarray, np.ndarray], tupl
     return Candidate(name, step, reset, check, note)
 
 
-def generated_fb(mod: ModuleType) -> Callable[[Arrays, np.ndarray, np.ndarray], tuple]:
+def generated_fb(mod: ModuleType, **backward_kwargs: float
+                 ) -> Callable[[Arrays, np.ndarray, np.ndarray], tuple]:
     """``(params, x, y) -> (loss, grads)`` through a generated module's forward/backward."""
     forward, backward = mod.forward, mod.backward
 
     def fb(params: Arrays, x: np.ndarray, y: np.ndarray) -> tuple:
         loss, cache = forward(params, x=x, y=y)
-        return loss, backward(cache)
+        return loss, backward(cache, **backward_kwargs)
 
     return fb
 
@@ -136,10 +141,14 @@ def numpy_candidates(w: Workload, init64: Arrays, inputs64: Arrays, dtype: type,
             skipped[f"netc[{style}]"] = str(e)
             continue
         trainable = tuple(mod.TRAINABLE)
-        # the fast style's gradients are workspace buffers: it updates in place
-        update = sgd_in_place if style == "fast" else seeds_update
+        update, step_fb = seeds_update, None
+        if style == "fast":
+            # its gradients are workspace buffers, and backward(cache, scale=lr) folds the
+            # learning rate into the loss's gradient: the update is one subtraction in place
+            update = functools.partial(sgd_in_place, scaled=True)
+            step_fb = generated_fb(mod, scale=w.lr)
         out.append(sgd_candidate(f"netc[{style}]", generated_fb(mod), init, inputs,
-                                 trainable, w.lr, update=update))
+                                 trainable, w.lr, update=update, step_fb=step_fb))
     fb, bound = HANDWRITTEN[w.name]
     out.append(sgd_candidate("numpy", fb, init, inputs, tuple(init), w.lr))
     operands: Arrays = {}

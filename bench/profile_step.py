@@ -65,8 +65,13 @@ def instrumented(source: str, filename: str,
 
 
 def profile_step(mod: ModuleType, init: Arrays, inputs: Arrays, lr: float, steps: int = 5,
-                 clock: Callable[[], float] = time.perf_counter) -> tuple[list[LineTime], float]:
-    """Per-statement time of ``steps`` training steps; also the plain step's mean time."""
+                 clock: Callable[[], float] = time.perf_counter,
+                 fast: bool = False) -> tuple[list[LineTime], float]:
+    """Per-statement time of ``steps`` training steps; also the plain step's mean time.
+
+    The update is the seeds' ``p -= lr * g``, or with ``fast`` the fast style's (as the
+    benchmark runs it): ``backward(cache, scale=lr)``, then ``p -= g`` in place.
+    """
     with open(mod.__file__, encoding="utf-8") as f:
         source = f.read()
     ns, table = instrumented(source, mod.__file__, clock)
@@ -76,10 +81,13 @@ def profile_step(mod: ModuleType, init: Arrays, inputs: Arrays, lr: float, steps
 
     def step(forward, backward, timed: bool) -> None:
         loss, cache = forward(params, **inputs)
-        grads = backward(cache)
+        grads = backward(cache, scale=lr) if fast else backward(cache)
         for k in trainable:
             t = clock()
-            params[k] -= lr * grads[k]
+            if fast:
+                np.subtract(params[k], grads[k], out=params[k])
+            else:
+                params[k] -= lr * grads[k]
             if timed:
                 table[("update", k)] += clock() - t
 
@@ -96,9 +104,11 @@ def profile_step(mod: ModuleType, init: Arrays, inputs: Arrays, lr: float, steps
     finally:
         gc.enable()
     out = []
+    update = "np.subtract(params[{0!r}], grads[{0!r}], out=params[{0!r}])" if fast else \
+        "params[{0!r}] -= lr * grads[{0!r}]"
     for (function, where), seconds in table.items():
         if function == "update":
-            code = f"params[{where!r}] -= lr * grads[{where!r}]"
+            code = update.format(where)
             out.append(LineTime("update", 0, code, seconds / steps))
         else:
             out.append(LineTime(function, where, lines[where - 1].strip(), seconds / steps))

@@ -46,6 +46,22 @@ def test_fast_equals_readable(name):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_fast_backward_scale_multiplies_every_gradient(name):
+    # backward(cache, scale=s) is the gradient of s * loss (an SGD step passes s = lr); its
+    # default is the loss's own gradient
+    readable, fast = both(name)
+    params = off_kinks(readable.init_params(0), 0)
+    inputs = sample_inputs(readable, seed=0)
+    _, want = run(readable, params, inputs)
+    for scale in (0.03, -2.5):
+        grads = fast.backward(fast.forward(params, **inputs)[1], scale=scale)
+        assert grads.keys() == want.keys()
+        for k in want:
+            np.testing.assert_allclose(grads[k], scale * want[k], rtol=1e-10, atol=1e-14,
+                                       err_msg=k)
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_fast_style_in_float32_stays_float32(name):
     readable, fast = both(name)
     params = {k: v.astype(np.float32) for k, v in off_kinks(readable.init_params(), 0).items()}

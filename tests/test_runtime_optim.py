@@ -111,3 +111,7 @@ def test_sgd_in_place_equals_sgd_and_writes_into_the_same_arrays():
     params["w"][...] = 0.0
     sgd_in_place(params, {"w": np.ones((3, 4)), "b": np.ones(4)}, 0.5, names=["w"])
     assert (params["w"] == -0.5).all() and np.array_equal(params["b"], ref["b"])
+    # gradients already scaled by lr (a fast module's backward(cache, scale=lr)): p -= g
+    params["w"][...] = 1.0
+    sgd_in_place(params, {"w": np.full((3, 4), 0.25)}, 0.5, scaled=True)
+    assert (params["w"] == 0.75).all() and np.array_equal(params["b"], ref["b"])

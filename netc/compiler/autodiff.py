@@ -4,6 +4,12 @@ Gradients are SymPy expressions while they are built. A gradient becomes a named
 (``grad_h2 = ...``) when it belongs to a value the spec names, to a param, or is used more
 than once; a scalar gradient (the loss's 1, a mean's 1/n) stays inline, so that constants
 fold into one place: ``grad_Z_2 = (Z_2 - y) / m``.
+
+The loss's own gradient (the seed) is 1, or the symbol :data:`SCALE` for the fast style's
+``backward(cache, scale=1.0)``: the backward pass is linear in its seed, so every gradient
+then comes out multiplied by ``scale``, at the cost of one factor in the first gradient
+(``grad_o = (p - y) * (scale / n)``). An SGD step passes ``scale=lr`` and is left with one
+subtraction per param instead of a multiplication and a subtraction.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ def value_symbol(node: Node) -> sp.Symbol:
     return sp.Symbol(node.name, real=True)
 
 
+SCALE = sp.Symbol("scale", real=True)  # backward()'s argument in the fast style
+
+
 def grad_symbol(name: str) -> sp.Symbol:
     return sp.Symbol(name, real=True)
 
@@ -63,7 +72,7 @@ class _Reverse:
     """One reverse sweep. Leaf gradients are written as soon as they are complete, so a
     param's gradient sits next to the stage that produced it, as in hand-written code."""
 
-    def __init__(self, graph: Graph, namer: Namer) -> None:
+    def __init__(self, graph: Graph, namer: Namer, seed: sp.Expr) -> None:
         self.g = graph
         self.namer = namer
         wants = {t.pyname for t in graph.tensors if t.wants_grad}
@@ -83,7 +92,7 @@ class _Reverse:
         self.shapes = {s: n.shape for n in graph.nodes if n.shape and n.op != "const"
                        for s in self.values[n.id].free_symbols}
         self.grads: dict[int, list[tuple[Grad, Node]]] = {
-            graph.loss: [(Grad(sp.Integer(1), False), graph.nodes[graph.loss])]}
+            graph.loss: [(Grad(seed, False), graph.nodes[graph.loss])]}
         self.lines: list[Line] = []
         self.outputs: dict[str, sp.Expr] = {}
         self.spec_names = {t.pyname: t.name for t in graph.tensors}
@@ -133,7 +142,8 @@ class _Reverse:
         users = sum(1 for a, r in zip(node.args, arg_rules, strict=True)
                     if r is not None and a in self.needs)
         alias = total.expr in self.shapes and total.expr.name.startswith("grad_")
-        varying = any(not s.is_integer for s in total.expr.free_symbols)
+        # only dims and the seed's scale: a scalar that stays inline
+        varying = any(not s.is_integer and s != SCALE for s in total.expr.free_symbols)
         if varying and not alias and (node.named_by_user or users > 1):
             name = self.namer.claim(f"grad_{node.name}")
             expr = total.expr
@@ -150,9 +160,13 @@ class _Reverse:
                 self.grads.setdefault(a, []).append((rule(ctx), node))
 
 
-def differentiate(graph: Graph, namer: Namer) -> Backward:
-    """Build the backward pass of ``graph``; gradient names are claimed from ``namer``."""
-    return _Reverse(graph, namer).run()
+def differentiate(graph: Graph, namer: Namer, scaled: bool = False) -> Backward:
+    """Build the backward pass of ``graph``; gradient names are claimed from ``namer``.
+
+    With ``scaled``, the loss's own gradient is :data:`SCALE` instead of 1: the gradients
+    of scale * loss.
+    """
+    return _Reverse(graph, namer, SCALE if scaled else sp.Integer(1)).run()
 
 
 def _as_float(expr: sp.Expr) -> sp.Expr:

@@ -8,7 +8,7 @@ import sympy as sp
 
 from netc import __version__
 from netc.compiler import BANNER, helpers, sym
-from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
+from netc.compiler.autodiff import SCALE, Backward, differentiate, forward_values, value_symbol
 from netc.compiler.fast import Emitter, share_buffers
 from netc.compiler.functions import DerivativeFunction, ElementwiseFn, NetFunction
 from netc.compiler.ir import Graph, Node, placeholder
@@ -159,7 +159,7 @@ class _Module:
         self.fast = style == "fast"
         reserved = {n.name for n in graph.nodes} | {d for d, _, _ in graph.dims}
         self.namer = Namer(reserved)
-        self.bw: Backward = differentiate(graph, self.namer)
+        self.bw: Backward = differentiate(graph, self.namer, scaled=self.fast)
         self.values = forward_values(graph)
         self.consumers = graph.consumers()
         self._plan_forward()
@@ -188,7 +188,7 @@ class _Module:
             referenced |= e.free_symbols
         referenced |= {e for _, e in self.bw.outputs}
         grad_names = {ln.target for ln in self.bw.lines}
-        self.cache_names = [s.name for s in sorted(referenced, key=lambda s: s.name)
+        self.cache_names = [s.name for s in sorted(referenced - {SCALE}, key=lambda s: s.name)
                             if s.name not in grad_names]
         inline: set[int] = set()
         for n in g.nodes:
@@ -399,10 +399,15 @@ class _Module:
         return "\n".join([*("    # " + c for c in above), *("    " + g for g in group)])
 
     def _backward(self) -> str:
-        lines = ["def backward(cache):",
-                 '    """Gradient of the loss for every param (and every input asked for)."""']
-        for c in self.cache_names:
-            lines.append(f"    {c} = cache[{c!r}]")
+        if self.fast:
+            lines = ["def backward(cache, scale=1.0):",
+                     '    """Gradient of scale * loss for every param (and every input asked for);',
+                     "    scale=lr gives an SGD step's lr * grad without a pass of its own.\"\"\""]
+        else:
+            lines = ["def backward(cache):",
+                     '    """Gradient of the loss for every param (and every input asked for)."""']
+        lines += [f"    {c} = cache[{c!r}]" for c in self.cache_names]
+        unpacked = len(lines)
         for ln, expr in self.bw_lines:
             if self.fast:
                 lines.append(self._fast_group(ln.target, expr, ln.node.shape,
@@ -410,7 +415,7 @@ class _Module:
             else:
                 lines.append(_line(_assign(ln.target, expr), self._bw_comment(ln)))
         if self.emitter.buffers:  # backward wrote into the workspace
-            lines.insert(2 + len(self.cache_names), "    ws = cache['ws']")
+            lines.insert(unpacked, "    ws = cache['ws']")
         outs = ", ".join(f"{k!r}: {to_code(v)}" for k, v in self.bw.outputs)
         lines.append(_wrap(f"    return {{{outs}}}", indent=8))
         return "\n".join(lines)

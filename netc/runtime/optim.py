@@ -111,15 +111,18 @@ OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
 
 
 def sgd_in_place(params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray],
-                 lr: float, names: Iterable[str] | None = None) -> None:
+                 lr: float, names: Iterable[str] | None = None, *, scaled: bool = False) -> None:
     """``p -= lr * g`` without a temporary: for the fast style's gradients, which are
     workspace buffers the next ``backward()`` overwrites anyway, so they are scaled in place
-    (``g *= lr``) and then subtracted in place. Unlike :class:`SGD` it writes into both
-    ``params`` and ``grads``: use it where no one keeps the old values.
+    (``g *= lr``) and then subtracted in place. With ``scaled`` the gradients already are
+    ``lr * g`` (a fast module's ``backward(cache, scale=lr)``, which folds lr into the
+    loss's own gradient): only the subtraction is left. Unlike :class:`SGD` it writes into
+    both ``params`` and ``grads``: use it where no one keeps the old values.
     """
     for k in grads if names is None else names:
         g = grads[k]
-        np.multiply(g, lr, out=g)
+        if not scaled:
+            np.multiply(g, lr, out=g)
         np.subtract(params[k], g, out=params[k])
 
 

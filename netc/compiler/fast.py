@@ -252,8 +252,10 @@ def _weight(e: sp.Expr) -> int:
 
 
 def _heaviest(args) -> sp.Expr:
-    """The argument to compute first: the most work, so the rest fold into it in place."""
-    return max(args, key=lambda a: (_weight(a), -list(args).index(a)))
+    """The argument to compute first: the most work, so the rest fold into it in place;
+    of equals, an array before a number (``np.maximum(z1, 0)``: NumPy's loop for a scalar
+    first operand is slower, 84 against 60 us on [256, 512] float64)."""
+    return max(args, key=lambda a: (_weight(a), not a.is_number, -list(args).index(a)))
 
 
 def _rest(args) -> list[sp.Expr]:

@@ -123,8 +123,10 @@ class NetPrinter(NumPyPrinter):
         return f"({self._print(arg)} > 0)"
 
     def _fold(self, ufunc: str, expr) -> str:
-        """``np.maximum(np.maximum(a, b), c)``: NumPy's two-argument ufunc, folded."""
-        args = [self._print(a) for a in expr.args]
+        """``np.maximum(np.maximum(a, b), c)``: NumPy's two-argument ufunc, folded. Numbers
+        go last, as the spec writes them (``relu(z) = max(z, 0)``), and NumPy's loop with a
+        scalar second operand is the faster one."""
+        args = [self._print(a) for a in sorted(expr.args, key=lambda a: a.is_number)]
         text = args[0]
         for a in args[1:]:
             text = f"np.{ufunc}({text}, {a})"

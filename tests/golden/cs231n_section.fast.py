@@ -128,8 +128,9 @@ def forward(params, x, y):
     cache = {'W2': W2, 'h1': h1, 'h2': h2, 'n': n, 'x': x, 'y': y, 'ws': ws}
     return loss, cache
 
-def backward(cache):
-    """Gradient of the loss for every param (and every input asked for)."""
+def backward(cache, scale=1.0):
+    """Gradient of scale * loss for every param (and every input asked for);
+    scale=lr gives an SGD step's lr * grad without a pass of its own."""
     W2 = cache['W2']
     h1 = cache['h1']
     h2 = cache['h2']
@@ -140,7 +141,7 @@ def backward(cache):
     # [n, 1] dL/dz2  (line 7)
     grad_z2 = ws['z2']  # z2 is not read again: its buffer
     np.subtract(h2, y, out=grad_z2)
-    np.divide(grad_z2, n, out=grad_z2)
+    np.multiply(grad_z2, scale / n, out=grad_z2)
     # [100, 1] dL/dW2  (line 7)
     grad_W2 = ws['grad_W2']
     np.matmul(h1.T, grad_z2, out=grad_W2)

@@ -144,8 +144,9 @@ def forward(params, x, y):
     cache = {'W2': W2, 'W3': W3, 'h1': h1, 'h2': h2, 'p': p, 'x': x, 'y': y, 'ws': ws}
     return loss, cache
 
-def backward(cache):
-    """Gradient of the loss for every param (and every input asked for)."""
+def backward(cache, scale=1.0):
+    """Gradient of scale * loss for every param (and every input asked for);
+    scale=lr gives an SGD step's lr * grad without a pass of its own."""
     W2 = cache['W2']
     W3 = cache['W3']
     h1 = cache['h1']
@@ -157,6 +158,7 @@ def backward(cache):
     # [n, 4] dL/do  (line 8)
     grad_o = ws['grad_o']
     np.subtract(p, y, out=grad_o)
+    np.multiply(grad_o, scale, out=grad_o)
     # [4, 6] dL/dW3  (line 8)
     grad_W3 = ws['grad_W3']
     np.matmul(grad_o.T, h2, out=grad_W3)

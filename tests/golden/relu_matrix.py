@@ -33,7 +33,7 @@ INTEGER = ()
 
 def relu(z):
     """relu(z) = max(z, 0)"""
-    return np.maximum(0, z)
+    return np.maximum(z, 0)
 
 def missing_param(params, names):
     """The message for params that lack one of ``names`` (the generated code's guard)."""

@@ -95,7 +95,7 @@ def forward(params, x, y):
     # [1, N] correct = score of the true class y  (line 11)
     correct = (s * y_onehot).sum(axis=0, keepdims=True)
     # [3, N] margins = max(0, s - correct + 1), 0 for y  (line 11)
-    margins = (1 - y_onehot) * np.maximum(0, 1 + s - correct)
+    margins = (1 - y_onehot) * np.maximum(1 + s - correct, 0)
     L_4 = (W**2).sum()                      # [] L_4 = sum(W ^ 2)  (line 11)
     # [] L = hinge(s, y, margin=1) + lambda * sum(W ^ 2)  (line 11)
     L = L_4 * lambda_ + margins.sum() / N

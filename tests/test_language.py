@@ -27,6 +27,21 @@ def test_user_function_derivative_is_in_the_comment():
     assert "sigmoid(2 * z2)" in src  # the chain's extra argument reached the derivative
 
 
+@pytest.mark.parametrize(("body", "mask"), [
+    ("max(z, 0)", "(h > 0)"),  # positive exactly where z is: the output's mask, z not kept
+    ("max(z - 1, 0)", "(z > 1)"),  # the sign moves: the input's mask
+    ("max(z, 0.5 * z)", "(0.5 * z > 0)"),  # SymPy cannot tell that it keeps the sign
+])
+def test_mask_of_the_input_becomes_a_mask_of_the_output_where_the_sign_is_kept(body, mask):
+    text = (f"fn f(z) = {body}\ninput x: [n, 3]\nparam W: [3, 2]\ntarget y: [n, 2]\n"
+            "z = x @ W\nh = f(z)\nloss L = sum(h * y)\n")
+    src = netc.compile_spec(text, "mask.net")
+    line = next(ln for ln in src.splitlines() if ln.lstrip().startswith("grad_z = "))
+    assert mask in line.split("#")[0], line
+    assert ("cache['z']" in src) == (mask != "(h > 0)")
+    check(compile_module(f"mask_{len(body)}", text))
+
+
 def test_unstable_textbook_sigmoid_is_rewritten():
     text = ("fn s(z) = 1 / (1 + exp(-z))\ninput x: [n, 3] grad\ntarget y: [n, 3]\n"
             "loss L = sum(s(x) * y)\n")

@@ -234,6 +234,14 @@ def _invert(expr: sp.Expr, var: sp.Symbol, target: sp.Expr) -> sp.Expr | None:
     return None
 
 
+def _keeps_sign(body: sp.Expr, var: sp.Symbol) -> bool:
+    """Whether ``body`` is positive exactly where ``var`` is (``max(z, 0)``), as SymPy's
+    assumptions can tell: then a mask of the input is the same mask of the output."""
+    positive, nonpositive = sp.Dummy(positive=True), sp.Dummy(nonpositive=True)
+    return (body.xreplace({var: positive}).is_positive is True
+            and body.xreplace({var: nonpositive}).is_nonpositive is True)
+
+
 def _output_form(body: sp.Expr, deriv: sp.Expr, var: sp.Symbol, out: sp.Symbol):
     """The derivative written with the function's output ``out`` instead of ``var``.
 
@@ -241,6 +249,11 @@ def _output_form(body: sp.Expr, deriv: sp.Expr, var: sp.Symbol, out: sp.Symbol):
     """
     if var not in deriv.free_symbols:
         return None
+    masks = {h for h in deriv.atoms(sp.Heaviside) if h.args[0] == var}
+    if masks and _keeps_sign(body, var):  # relu' = (z > 0) is (h > 0): z need not be kept
+        masked = deriv.xreplace({h: h.func(out, *h.args[1:]) for h in masks})
+        if var not in masked.free_symbols:
+            return masked
     direct = deriv.subs(body, out)
     if var not in direct.free_symbols:
         return direct

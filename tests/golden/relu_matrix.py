@@ -84,7 +84,7 @@ def forward(params, X):
     h1 = relu(z1)                           # [N, 5] h1 = relu(z1)  (line 7)
     y = h1 @ W2                             # [N, 3] y = h1 W2  (line 8)
     L = (y**2).sum()                        # [] L = sum(y ^ 2)  (line 9)
-    cache = {'W2': W2, 'X': X, 'h1': h1, 'y': y, 'z1': z1}
+    cache = {'W2': W2, 'X': X, 'h1': h1, 'y': y}
     return L, cache
 
 def backward(cache):
@@ -93,11 +93,10 @@ def backward(cache):
     X = cache['X']
     h1 = cache['h1']
     y = cache['y']
-    z1 = cache['z1']
     grad_y = 2 * y                          # [N, 3] dL/dy  (line 9)
     grad_W2 = h1.T @ grad_y                 # [5, 3] dL/dW2  (line 8)
     grad_h1 = grad_y @ W2.T                 # [N, 5] dL/dh1  (line 8)
-    grad_z1 = grad_h1 * (z1 > 0)            # [N, 5] dL/dz1, relu'(z1) = (z1 > 0)  (line 7)
+    grad_z1 = grad_h1 * (h1 > 0)            # [N, 5] dL/dz1, relu'(z1) = (h1 > 0)  (line 7)
     grad_W1 = X.T @ grad_z1                 # [4, 5] dL/dW1  (line 6)
     return {'W1': grad_W1, 'W2': grad_W2}
 

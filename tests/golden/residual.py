@@ -113,17 +113,16 @@ def forward(params, x, y):
             W1.shape != (6, 6) or b1.shape != (6,) or W2.shape != (6, 6) or b2.shape != (6,) or
             W3.shape != (6, 3)):
         raise ValueError(shape_mismatch(SHAPES, locals(), INTEGER))
-    h0_2 = x @ W0 + b0                      # [n, 6] h0_2 = x @ W0 + b0  (line 11)
-    h0 = relu(h0_2)                         # [n, 6] h0 = relu(x @ W0 + b0)  (line 11)
-    h1_2 = h0 @ W1 + b1                     # [n, 6] h1_2 = h0 @ W1 + b1  (line 12)
-    h1 = h0 + relu(h1_2)                    # [n, 6] h1 = relu(h0 @ W1 + b1) + h0  (line 12)
-    h2_2 = h1 @ W2 + b2                     # [n, 6] h2_2 = h1 @ W2 + b2  (line 13)
-    h2 = h1 + relu(h2_2)                    # [n, 6] h2 = relu(h1 @ W2 + b2) + h1  (line 13)
+    h0 = relu(x @ W0 + b0)                  # [n, 6] h0 = relu(x @ W0 + b0)  (line 11)
+    h1_3 = relu(h0 @ W1 + b1)               # [n, 6] h1_3 = relu(h0 @ W1 + b1)  (line 12)
+    h1 = h0 + h1_3                          # [n, 6] h1 = relu(h0 @ W1 + b1) + h0  (line 12)
+    h2_3 = relu(h1 @ W2 + b2)               # [n, 6] h2_3 = relu(h1 @ W2 + b2)  (line 13)
+    h2 = h1 + h2_3                          # [n, 6] h2 = relu(h1 @ W2 + b2) + h1  (line 13)
     s = h2 @ W3                             # [n, 3] s = h2 W3  (line 14)
     loss = -(y * log_softmax(s, axis=1)).sum() / n  # [] loss = ce(s, y)  (line 15)
     cache = {
-        'W1': W1, 'W2': W2, 'W3': W3, 'h0': h0, 'h0_2': h0_2, 'h1': h1, 'h1_2': h1_2, 'h2': h2,
-        'h2_2': h2_2, 'n': n, 's': s, 'x': x, 'y': y,
+        'W1': W1, 'W2': W2, 'W3': W3, 'h0': h0, 'h1': h1, 'h1_3': h1_3, 'h2': h2, 'h2_3': h2_3,
+        'n': n, 's': s, 'x': x, 'y': y,
     }
     return loss, cache
 
@@ -133,11 +132,10 @@ def backward(cache):
     W2 = cache['W2']
     W3 = cache['W3']
     h0 = cache['h0']
-    h0_2 = cache['h0_2']
     h1 = cache['h1']
-    h1_2 = cache['h1_2']
+    h1_3 = cache['h1_3']
     h2 = cache['h2']
-    h2_2 = cache['h2_2']
+    h2_3 = cache['h2_3']
     n = cache['n']
     s = cache['s']
     x = cache['x']
@@ -145,15 +143,18 @@ def backward(cache):
     grad_s = (softmax(s, axis=1) - y) / n   # [n, 3] dL/ds  (line 15)
     grad_W3 = h2.T @ grad_s                 # [6, 3] dL/dW3  (line 14)
     grad_h2 = grad_s @ W3.T                 # [n, 6] dL/dh2  (line 14)
-    grad_h2_2 = grad_h2 * (h2_2 > 0)        # [n, 6] dL/dh2_2, relu'(h2_2) = (h2_2 > 0)  (line 13)
+    # [n, 6] dL/dh2_2, relu'(h1 @ W2 + b2) = (h2_3 > 0)  (line 13)
+    grad_h2_2 = grad_h2 * (h2_3 > 0)
     grad_b2 = grad_h2_2.sum(axis=0)         # [6] dL/db2  (line 13)
     grad_W2 = h1.T @ grad_h2_2              # [6, 6] dL/dW2  (line 13)
     grad_h1 = grad_h2_2 @ W2.T + grad_h2    # [n, 6] dL/dh1, sum of 2 paths  (line 13)
-    grad_h1_2 = grad_h1 * (h1_2 > 0)        # [n, 6] dL/dh1_2, relu'(h1_2) = (h1_2 > 0)  (line 12)
+    # [n, 6] dL/dh1_2, relu'(h0 @ W1 + b1) = (h1_3 > 0)  (line 12)
+    grad_h1_2 = grad_h1 * (h1_3 > 0)
     grad_b1 = grad_h1_2.sum(axis=0)         # [6] dL/db1  (line 12)
     grad_W1 = h0.T @ grad_h1_2              # [6, 6] dL/dW1  (line 12)
     grad_h0 = grad_h1_2 @ W1.T + grad_h1    # [n, 6] dL/dh0, sum of 2 paths  (line 12)
-    grad_h0_2 = grad_h0 * (h0_2 > 0)        # [n, 6] dL/dh0_2, relu'(h0_2) = (h0_2 > 0)  (line 11)
+    # [n, 6] dL/dh0_2, relu'(x @ W0 + b0) = (h0 > 0)  (line 11)
+    grad_h0_2 = grad_h0 * (h0 > 0)
     grad_b0 = grad_h0_2.sum(axis=0)         # [6] dL/db0  (line 11)
     grad_W0 = x.T @ grad_h0_2               # [4, 6] dL/dW0  (line 11)
     return {
@@ -176,11 +177,10 @@ def predict(params, x):
     if (x.shape != (n, 4) or W0.shape != (4, 6) or b0.shape != (6,) or W1.shape != (6, 6) or
             b1.shape != (6,) or W2.shape != (6, 6) or b2.shape != (6,) or W3.shape != (6, 3)):
         raise ValueError(shape_mismatch(SHAPES, locals(), INTEGER))
-    h0_2 = x @ W0 + b0                      # [n, 6] h0_2 = x @ W0 + b0  (line 11)
-    h0 = relu(h0_2)                         # [n, 6] h0 = relu(x @ W0 + b0)  (line 11)
-    h1_2 = h0 @ W1 + b1                     # [n, 6] h1_2 = h0 @ W1 + b1  (line 12)
-    h1 = h0 + relu(h1_2)                    # [n, 6] h1 = relu(h0 @ W1 + b1) + h0  (line 12)
-    h2_2 = h1 @ W2 + b2                     # [n, 6] h2_2 = h1 @ W2 + b2  (line 13)
-    h2 = h1 + relu(h2_2)                    # [n, 6] h2 = relu(h1 @ W2 + b2) + h1  (line 13)
+    h0 = relu(x @ W0 + b0)                  # [n, 6] h0 = relu(x @ W0 + b0)  (line 11)
+    h1_3 = relu(h0 @ W1 + b1)               # [n, 6] h1_3 = relu(h0 @ W1 + b1)  (line 12)
+    h1 = h0 + h1_3                          # [n, 6] h1 = relu(h0 @ W1 + b1) + h0  (line 12)
+    h2_3 = relu(h1 @ W2 + b2)               # [n, 6] h2_3 = relu(h1 @ W2 + b2)  (line 13)
+    h2 = h1 + h2_3                          # [n, 6] h2 = relu(h1 @ W2 + b2) + h1  (line 13)
     s = h2 @ W3                             # [n, 3] s = h2 W3  (line 14)
     return s

@@ -110,11 +110,13 @@ def interleave(cands: list[Candidate], rounds: int, batch_s: float, warmup_s: fl
     steps per batch.
     Each round resets every candidate's params (untimed) and times one batch of steps per
     candidate, the order rotated from round to round. Before each batch the process sleeps
-    ``settle_s`` (untimed): the idle worker threads of the library that ran before
-    (OpenBLAS's, OpenMP's) spin for a while after their last call, and on two cores they
-    would take a core from the next candidate's own threads (PyTorch ran 1.6-2x slower
-    right after NumPy without it). The garbage collector is off inside a batch; objects
-    that exist before timing are frozen so that collecting between rounds stays cheap.
+    ``settle_s`` and then takes one step, both untimed: the idle worker threads of the
+    library that ran before (OpenBLAS's, OpenMP's) spin for a while after their last call,
+    and on two cores they would take a core from the next candidate's own threads (PyTorch
+    ran 1.6-2x slower right after NumPy without the pause); the step after it brings the
+    candidate's arrays back into the caches the pause let go cold. The garbage collector is
+    off inside a batch; objects that exist before timing are frozen so that collecting
+    between rounds stays cheap.
     """
     steps = {c.name: calibrate(c, batch_s, warmup_s) for c in cands}
     times: dict[str, list[float]] = {c.name: [] for c in cands}
@@ -128,6 +130,7 @@ def interleave(cands: list[Candidate], rounds: int, batch_s: float, warmup_s: fl
                 c.reset()
                 k = steps[c.name]
                 time.sleep(settle_s)
+                c.step()  # untimed: its data back in the caches, its threads awake
                 gc.disable()
                 try:
                     t, tc = time.perf_counter(), time.process_time()

@@ -61,6 +61,31 @@ def test_fast_backward_scale_multiplies_every_gradient(name):
                                        err_msg=k)
 
 
+def test_fast_style_splits_a_max_gate_tie_as_the_readable_style_does():
+    text = ("input x: [n, 3]\nparam A: [3, 2]\nparam B: [3, 2]\ntarget y: [n, 2]\n"
+            "loss L = sum(max(x @ A, x @ B) * y)\n")
+    mods = [load_source(netc.compile_spec(text, "tie.net", style=s), f"tie_{s}")
+            for s in ("readable", "fast")]
+    assert "np.greater_equal(" in netc.compile_spec(text, "tie.net", style="fast")
+    x = np.array([[1.0, -2.0, 0.5], [0.0, 1.0, 3.0]])
+    A = np.array([[1.0, 0.0], [0.5, 1.0], [0.0, 2.0]])
+    B = A.copy()
+    B[:, 1] -= 1.0  # column 0 ties in every row, column 1 in none
+    grads = [run(m, {"A": A, "B": B}, {"x": x, "y": np.ones((2, 2))})[1] for m in mods]
+    for k in ("A", "B"):
+        np.testing.assert_array_equal(grads[1][k], grads[0][k], err_msg=k)
+    np.testing.assert_allclose(grads[0]["A"][:, 0], x.sum(axis=0) / 2)  # the tie: half each
+
+
+def test_fast_style_computes_a_repeated_function_application_once():
+    # myswish'(z) = z s (1 - s) + s with s = sigmoid(beta z): one tanh per layer in
+    # backward (s into a temporary, shared by its three uses), not one per use
+    text = (SPECS / "custom_activation.net").read_text()
+    src = netc.compile_spec(text, "custom_activation.net", style="fast")
+    backward = src[src.index("def backward("):src.index("def predict(")]
+    assert backward.count("np.tanh(") == 2, backward
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_fast_style_in_float32_stays_float32(name):
     readable, fast = both(name)

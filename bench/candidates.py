@@ -90,6 +90,11 @@ def seeds_update(params: Arrays, grads: Arrays, lr: float, names: tuple[str, ...
         params[k] -= lr * grads[k]
 
 
+# The fast style's update: backward(cache, scale=lr) already returns lr * g, so ``p -= g``
+# in place (its gradients are workspace buffers the next backward() overwrites anyway).
+fast_update = functools.partial(sgd_in_place, scaled=True)
+
+
 def sgd_candidate(name: str, fb: Callable[[Arrays, np.ndarray, np.ndarray], tuple],
                   init: Arrays, inputs: Arrays, trainable: tuple[str, ...],
                   lr: float, note: str = "", update=seeds_update,
@@ -145,8 +150,7 @@ def numpy_candidates(w: Workload, init64: Arrays, inputs64: Arrays, dtype: type,
         if style == "fast":
             # its gradients are workspace buffers, and backward(cache, scale=lr) folds the
             # learning rate into the loss's gradient: the update is one subtraction in place
-            update = functools.partial(sgd_in_place, scaled=True)
-            step_fb = generated_fb(mod, scale=w.lr)
+            update, step_fb = fast_update, generated_fb(mod, scale=w.lr)
         out.append(sgd_candidate(f"netc[{style}]", generated_fb(mod), init, inputs,
                                  trainable, w.lr, update=update, step_fb=step_fb))
     fb, bound = HANDWRITTEN[w.name]

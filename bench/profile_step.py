@@ -18,6 +18,8 @@ from types import ModuleType
 
 import numpy as np
 
+from bench.candidates import fast_update, seeds_update
+
 Arrays = dict[str, np.ndarray]
 
 
@@ -78,16 +80,14 @@ def profile_step(mod: ModuleType, init: Arrays, inputs: Arrays, lr: float, steps
     lines = source.splitlines()
     params = {k: v.copy() for k, v in init.items()}
     trainable = tuple(mod.TRAINABLE)
+    update = fast_update if fast else seeds_update
 
     def step(forward, backward, timed: bool) -> None:
         loss, cache = forward(params, **inputs)
         grads = backward(cache, scale=lr) if fast else backward(cache)
         for k in trainable:
             t = clock()
-            if fast:
-                np.subtract(params[k], grads[k], out=params[k])
-            else:
-                params[k] -= lr * grads[k]
+            update(params, grads, lr, (k,))
             if timed:
                 table[("update", k)] += clock() - t
 
@@ -104,11 +104,11 @@ def profile_step(mod: ModuleType, init: Arrays, inputs: Arrays, lr: float, steps
     finally:
         gc.enable()
     out = []
-    update = "np.subtract(params[{0!r}], grads[{0!r}], out=params[{0!r}])" if fast else \
+    label = "params[{0!r}] -= grads[{0!r}]  # lr * g" if fast else \
         "params[{0!r}] -= lr * grads[{0!r}]"
     for (function, where), seconds in table.items():
         if function == "update":
-            code = update.format(where)
+            code = label.format(where)
             out.append(LineTime("update", 0, code, seconds / steps))
         else:
             out.append(LineTime(function, where, lines[where - 1].strip(), seconds / steps))

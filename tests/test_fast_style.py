@@ -61,6 +61,20 @@ def test_fast_backward_scale_multiplies_every_gradient(name):
                                        err_msg=k)
 
 
+@pytest.mark.parametrize("decls", ["input scale: [n, 2]\nparam W: [2, 1]\nscale -> W",
+                                   "input x: [n, 2]\nparam scale: [2, 1]\nx -> scale"])
+def test_a_spec_value_named_scale_leaves_backward_its_scale_argument(decls):
+    text = f"target y: [n, 1]\n{decls} -> mse(y)\n"
+    readable, fast = (load_source(netc.compile_spec(text, "scale.net", style=s), f"scale_{s}")
+                      for s in ("readable", "fast"))
+    params = readable.init_params(1)
+    inputs = sample_inputs(readable, seed=1)
+    _, want = run(readable, params, inputs)
+    grads = fast.backward(fast.forward(params, **inputs)[1], scale=0.5)
+    for k in want:
+        np.testing.assert_allclose(grads[k], 0.5 * want[k], rtol=1e-12, err_msg=k)
+
+
 def test_fast_style_splits_a_max_gate_tie_as_the_readable_style_does():
     text = ("input x: [n, 3]\nparam A: [3, 2]\nparam B: [3, 2]\ntarget y: [n, 2]\n"
             "loss L = sum(max(x @ A, x @ B) * y)\n")

@@ -5,7 +5,7 @@ Gradients are SymPy expressions while they are built. A gradient becomes a named
 than once; a scalar gradient (the loss's 1, a mean's 1/n) stays inline, so that constants
 fold into one place: ``grad_Z_2 = (Z_2 - y) / m``.
 
-The loss's own gradient (the seed) is 1, or the symbol :data:`SCALE` for the fast style's
+The loss's own gradient (the seed) is 1, or a symbol for the fast style's
 ``backward(cache, scale=1.0)``: the backward pass is linear in its seed, so every gradient
 then comes out multiplied by ``scale``, at the cost of one factor in the first gradient
 (``grad_o = (p - y) * (scale / n)``). An SGD step passes ``scale=lr`` and is left with one
@@ -48,9 +48,6 @@ def value_symbol(node: Node) -> sp.Symbol:
     return sp.Symbol(node.name, real=True)
 
 
-SCALE = sp.Symbol("scale", real=True)  # backward()'s argument in the fast style
-
-
 def grad_symbol(name: str) -> sp.Symbol:
     return sp.Symbol(name, real=True)
 
@@ -75,6 +72,7 @@ class _Reverse:
     def __init__(self, graph: Graph, namer: Namer, seed: sp.Expr) -> None:
         self.g = graph
         self.namer = namer
+        self.seed = seed
         wants = {t.pyname for t in graph.tensors if t.wants_grad}
         needs: set[int] = set()
         for n in graph.nodes:
@@ -143,7 +141,7 @@ class _Reverse:
                     if r is not None and a in self.needs)
         alias = total.expr in self.shapes and total.expr.name.startswith("grad_")
         # only dims and the seed's scale: a scalar that stays inline
-        varying = any(not s.is_integer and s != SCALE for s in total.expr.free_symbols)
+        varying = any(not s.is_integer and s != self.seed for s in total.expr.free_symbols)
         if varying and not alias and (node.named_by_user or users > 1):
             name = self.namer.claim(f"grad_{node.name}")
             expr = total.expr
@@ -160,13 +158,13 @@ class _Reverse:
                 self.grads.setdefault(a, []).append((rule(ctx), node))
 
 
-def differentiate(graph: Graph, namer: Namer, scaled: bool = False) -> Backward:
+def differentiate(graph: Graph, namer: Namer, scale: sp.Symbol | None = None) -> Backward:
     """Build the backward pass of ``graph``; gradient names are claimed from ``namer``.
 
-    With ``scaled``, the loss's own gradient is :data:`SCALE` instead of 1: the gradients
-    of scale * loss.
+    With a ``scale`` symbol, the loss's own gradient is ``scale`` instead of 1: the
+    gradients of scale * loss.
     """
-    return _Reverse(graph, namer, SCALE if scaled else sp.Integer(1)).run()
+    return _Reverse(graph, namer, sp.Integer(1) if scale is None else scale).run()
 
 
 def _as_float(expr: sp.Expr) -> sp.Expr:

@@ -8,7 +8,7 @@ import sympy as sp
 
 from netc import __version__
 from netc.compiler import BANNER, helpers, sym
-from netc.compiler.autodiff import SCALE, Backward, differentiate, forward_values, value_symbol
+from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
 from netc.compiler.fast import Emitter, share_buffers
 from netc.compiler.functions import DerivativeFunction, ElementwiseFn, NetFunction
 from netc.compiler.ir import Graph, Node, placeholder
@@ -159,7 +159,10 @@ class _Module:
         self.fast = style == "fast"
         reserved = {n.name for n in graph.nodes} | {d for d, _, _ in graph.dims}
         self.namer = Namer(reserved)
-        self.bw: Backward = differentiate(graph, self.namer, scaled=self.fast)
+        # the fast backward's scale=: a spec value called scale keeps its name, and the
+        # argument is then copied to the next free one (scale_2) before anything is unpacked
+        self.scale = sp.Symbol(self.namer.claim("scale"), real=True) if self.fast else None
+        self.bw: Backward = differentiate(graph, self.namer, self.scale)
         self.values = forward_values(graph)
         self.consumers = graph.consumers()
         self._plan_forward()
@@ -188,7 +191,7 @@ class _Module:
             referenced |= e.free_symbols
         referenced |= {e for _, e in self.bw.outputs}
         grad_names = {ln.target for ln in self.bw.lines}
-        self.cache_names = [s.name for s in sorted(referenced - {SCALE}, key=lambda s: s.name)
+        self.cache_names = [s.name for s in sorted(referenced - {self.scale}, key=lambda s: s.name)
                             if s.name not in grad_names]
         inline: set[int] = set()
         for n in g.nodes:
@@ -403,6 +406,8 @@ class _Module:
             lines = ["def backward(cache, scale=1.0):",
                      '    """Gradient of scale * loss for every param (and every input asked for);',
                      "    scale=lr gives an SGD step's lr * grad without a pass of its own.\"\"\""]
+            if self.scale.name != "scale":
+                lines.append(f"    {self.scale.name} = scale  # the spec names a value scale")
         else:
             lines = ["def backward(cache):",
                      '    """Gradient of the loss for every param (and every input asked for)."""']

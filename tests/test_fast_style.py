@@ -11,7 +11,7 @@ import pytest
 from conftest import SPECS
 
 import netc
-from netc.compiler.fast import share_buffers
+from netc.compiler.fast import in_place_operands, share_buffers
 from netc.runtime.gradcheck import off_kinks, resolve_dims, sample_inputs
 from netc.runtime.loader import load_source
 
@@ -129,21 +129,47 @@ def test_fast_style_is_ruff_clean(tmp_path):
 
 
 def test_share_buffers_takes_over_only_dead_buffers_of_its_shape():
-    n = ("n", 4)
-    steps = [("z1", n, frozenset({"x"})), ("h1", n, frozenset({"z1"})),
-             ("loss", None, frozenset({"h1"})),
-             ("grad_h1", n, frozenset({"h1"})),  # h1 is read here: not its buffer
-             ("grad_z1", n, frozenset({"grad_h1"})),  # h1 was last read at step 3
-             ("grad_W", (4, 4), frozenset({"grad_z1", "x"})),
-             ("grad_b", (4,), frozenset({"grad_z1"}))]
-    assert share_buffers(steps, frozenset({"grad_W", "grad_b"})) == {
-        "grad_h1": "z1", "grad_z1": "h1"}
+    n, none = ("n", 4), frozenset()
+    steps = [("z1", n, frozenset({"x"}), none), ("h1", n, frozenset({"z1"}), none),
+             ("loss", None, frozenset({"h1"}), none),
+             ("grad_h1", n, frozenset({"h1"}), none),  # h1 is read here: not its buffer
+             ("grad_z1", n, frozenset({"grad_h1"}), none),  # h1 was last read at step 3
+             ("grad_W", (4, 4), frozenset({"grad_z1", "x"}), none),
+             ("grad_b", (4,), frozenset({"grad_z1"}), none)]
+    kept = frozenset({"grad_W", "grad_b"})
+    assert share_buffers(steps, kept) == {"grad_h1": ("z1", "z1"), "grad_z1": ("h1", "h1")}
     # a value read in its own statement keeps its buffer until after it
-    steps[4] = ("grad_z1", n, frozenset({"grad_h1", "h1"}))
-    assert share_buffers(steps, frozenset({"grad_W", "grad_b"})) == {"grad_h1": "z1"}
+    steps[4] = ("grad_z1", n, frozenset({"grad_h1", "h1"}), none)
+    assert share_buffers(steps, kept) == {"grad_h1": ("z1", "z1")}
+    # unless the statement may overwrite it (it reads it before it first writes): then the
+    # operand computed first gives its buffer
+    steps[4] = ("grad_z1", n, frozenset({"grad_h1", "h1"}), frozenset({"grad_h1", "h1"}))
+    assert share_buffers(steps, kept) == {"grad_h1": ("z1", "z1"), "grad_z1": ("h1", "h1")}
+    # ... only if it is not read again
+    steps[4] = ("grad_z1", n, frozenset({"grad_h1"}), frozenset({"grad_h1"}))
+    steps[5] = ("grad_W", (4, 4), frozenset({"grad_z1", "grad_h1"}), none)
+    assert share_buffers(steps, kept) == {"grad_h1": ("z1", "z1"), "grad_z1": ("h1", "h1")}
+    steps[5] = ("grad_W", (4, 4), frozenset({"grad_z1", "x"}), none)
     # a returned gradient never takes one over (the next forward() would overwrite it)
-    steps[4] = ("grad_z1", n, frozenset({"grad_h1"}))
-    assert share_buffers(steps, frozenset({"grad_z1"})) == {"grad_h1": "z1"}
+    steps[4] = ("grad_z1", n, frozenset({"grad_h1"}), frozenset({"grad_h1"}))
+    assert share_buffers(steps, frozenset({"grad_z1"})) == {"grad_h1": ("z1", "z1")}
+
+
+@pytest.mark.parametrize(("lines", "want"), [
+    # one ufunc: both operands are read before (as) the output is written
+    (["np.multiply(dh1_dz1, grad_h1, out=g)"], {"dh1_dz1", "grad_h1"}),
+    # h2 is read again after g was first written: g cannot be h2's buffer
+    (["np.subtract(1, h2, out=g)", "np.multiply(g, grad_h2, out=g)",
+      "np.multiply(g, h2, out=g)"], set()),
+    # a temporary computed first reads z before g is written
+    (["_tmp0 = ws['_tmp0']", "np.tanh(z, out=_tmp0)", "np.multiply(_tmp0, a, out=g)",
+      "np.add(g, b, out=g)"], {"z", "a", "_tmp0"}),
+    # a matrix product must not write over its operands
+    (["np.matmul(a, b, out=g)", "np.add(g, c, out=g)"], set()),
+    (["g[...] = np.where(z > 0, z, 0.1 * z)"], {"z"}),
+])
+def test_in_place_operands_reads_the_emitted_lines(lines, want):
+    assert in_place_operands(lines, "g") - {"np", "ws"} == want
 
 
 def test_fast_gradients_survive_the_next_forward_on_every_spec():

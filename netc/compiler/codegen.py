@@ -9,13 +9,14 @@ import sympy as sp
 from netc import __version__
 from netc.compiler import BANNER, helpers, sym
 from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
-from netc.compiler.fast import Emitter, share_buffers
-from netc.compiler.functions import DerivativeFunction, ElementwiseFn, NetFunction
+from netc.compiler.fast import Emitter, in_place_operands, share_buffers
+from netc.compiler.functions import (DerivativeFunction, ElementwiseFn, NetFunction,
+                                     input_times_slope)
 from netc.compiler.ir import Graph, Node, placeholder
 from netc.compiler.names import Namer
 from netc.compiler.printer import to_code, to_code_wrapped
 from netc.compiler.shapes import fmt
-from netc.compiler.vjp import class_count, class_target
+from netc.compiler.vjp import class_count, class_target, local_derivative
 
 COMMENT_COLUMN = 44
 WIDTH = 100
@@ -165,13 +166,18 @@ class _Module:
         self.bw: Backward = differentiate(graph, self.namer, self.scale)
         self.values = forward_values(graph)
         self.consumers = graph.consumers()
+        # the fast style's slopes: node -> (the mask's name, the mask in the node's input)
+        self.slopes: dict[int, tuple[sp.Symbol, sp.Expr]] = {}
         self._plan_forward()
         shapes_of = {value_symbol(n): n.shape for n in graph.nodes if n.shape}
         shapes_of.update({sp.Symbol(ln.target, real=True): ln.node.shape
                           for ln in self.bw.lines if ln.node.shape})
+        shapes_of.update({m: graph.nodes[i].shape for i, (m, _) in self.slopes.items()})
         self.emitter = Emitter(shapes_of)
+        self.buffers: dict[str, tuple] = {}  # the fast style's workspace: name -> shape
+        self.in_place: dict[str, list[str]] = {}  # value -> the fast style's lines for it
         if self.fast:
-            self.emitter.slots = self._shared_buffers()
+            self._plan_in_place()
 
     # -- which forward values get a line, which are inlined into their consumer
     def _plan_forward(self) -> None:
@@ -186,13 +192,7 @@ class _Module:
                 o, axis = n.attr("softmax_of")
                 subs[sym.Softmax(self.values[o], sp.Integer(axis))] = value_symbol(n)
         self.bw_lines = [(ln, sp.factor_terms(ln.expr.xreplace(subs))) for ln in self.bw.lines]
-        referenced = set()
-        for _, e in self.bw_lines:
-            referenced |= e.free_symbols
-        referenced |= {e for _, e in self.bw.outputs}
-        grad_names = {ln.target for ln in self.bw.lines}
-        self.cache_names = [s.name for s in sorted(referenced - {self.scale}, key=lambda s: s.name)
-                            if s.name not in grad_names]
+        referenced = self._referenced()
         inline: set[int] = set()
         for n in g.nodes:
             if n.op in ("input", "target", "param", "const", "transpose"):
@@ -202,19 +202,80 @@ class _Module:
                     and g.nodes[users[0]].stmt == n.stmt and n.id not in (g.loss, g.output)):
                 inline.add(n.id)
         self.inline = inline
+        if self.fast:
+            self._plan_slopes()
+        grad_names = {ln.target for ln in self.bw.lines}
+        self.cache_names = [s.name for s in sorted(self._referenced() - {self.scale},
+                                                   key=lambda s: s.name)
+                            if s.name not in grad_names]
 
-    def _shared_buffers(self) -> dict[str, str]:
-        """The fast style's buffer sharing (see :func:`netc.compiler.fast.share_buffers`):
-        the staged computations of forward() and backward() in the order they run."""
+    def _referenced(self) -> set[sp.Symbol]:
+        """The symbols backward reads."""
+        out = {e for _, e in self.bw.outputs}
+        for _, e in self.bw_lines:
+            out |= e.free_symbols
+        return out
+
+    def _plan_slopes(self) -> None:
+        """Fast style: a function that is its input times its own slope, a mask (relu:
+        max(z, 0) = z * (z > 0)), computes the slope in forward, ``np.greater(z1, 0,
+        out=dh1_dz1)`` and ``np.multiply(z1, dh1_dz1, out=h1)``, and backward multiplies by
+        it where it would compare h1 > 0 again: two passes a layer instead of three, and
+        np.maximum is the slowest of them (50 against 22 and 15 us on [256, 512] float32)."""
+        for n in self._staged_nodes(None):
+            fn = n.attr("fn")
+            if n.op != "ewise" or fn is None or len(n.args) != 1 or n.args[0] in self.inline:
+                continue
+            z = self.value(n.args[0])
+            body = fn.body.xreplace(dict(zip(fn.symbols, n.attr("expr").args, strict=True)))
+            slope = input_times_slope(body, placeholder(0))
+            if not isinstance(z, sp.Symbol) or slope is None:
+                continue
+            local = local_derivative(n, 0, (z,), self.values[n.id])
+            if not any(e.has(local) for _, e in self.bw_lines):
+                continue
+            mask = sp.Symbol(self.namer.claim(f"d{n.name}_d{z.name}"), real=True)
+            self.slopes[n.id] = (mask, slope.xreplace({placeholder(0): z}))
+            self.bw_lines = [(ln, e.xreplace({local: mask})) for ln, e in self.bw_lines]
+
+    def _plan_in_place(self) -> None:
+        """The fast style: every staged computation of forward() and backward() written
+        in place, in the order they run, and which buffers they share (see
+        :func:`netc.compiler.fast.share_buffers`)."""
         steps = []
         for n in self._staged_nodes(None):
             expr = self._reuse(n, forward_expr(n, [self.value(a) for a in n.args]))
+            if n.id in self.slopes:
+                mask, slope = self.slopes[n.id]
+                steps.append((mask.name, n.shape, slope))
+                expr = self.value(n.args[0]) * mask
             steps.append((n.name, n.shape, expr))
         steps += [(ln.target, ln.node.shape, expr) for ln, expr in self.bw_lines]
+        planned = []
+        for target, shape, expr in steps:
+            reads = frozenset(s.name for s in expr.free_symbols)
+            lines = self.emitter.statement(target, expr, shape)
+            if lines is None:  # no buffer: as readable
+                self.in_place[target] = [
+                    f"{target} = {to_code_wrapped(expr, 4, WIDTH - 7 - len(target))}"]
+                planned.append((target, None, reads, frozenset()))
+            else:
+                self.in_place[target] = lines
+                planned.append((target, shape, reads, in_place_operands(lines, target) & reads))
         kept = frozenset(s.name for _, e in self.bw.outputs for s in e.free_symbols)
-        return share_buffers(
-            [(name, shape if shape and self.emitter.shape_of(e) is not None else None,
-              frozenset(s.name for s in e.free_symbols)) for name, shape, e in steps], kept)
+        slots = share_buffers(planned, kept)
+        for target, shape, reads, _ in planned:
+            if shape is None:
+                continue
+            slot, before = slots.get(target, (target, None))
+            self.buffers.setdefault(slot, shape)
+            fetch = f"{target} = ws[{slot!r}]"
+            if before in reads:
+                fetch += f"  # over {before}, read here for the last time"
+            elif before is not None:
+                fetch += f"  # {before} is not read again: its buffer"
+            self.in_place[target] = [fetch, *self.in_place[target]]
+        self.buffers.update(self.emitter.temps)
 
     def value(self, node_id: int) -> sp.Expr:
         n = self.g.nodes[node_id]
@@ -226,10 +287,8 @@ class _Module:
 
     # -- sections
     def text(self) -> str:
-        backward = self._backward()  # backward first: forward's cache must carry the
-        forward = self._forward()    # workspace if either uses it
         parts = [self._header(), self._tables(), self._helpers(), self._init_params(),
-                 self._workspace() if self.emitter.buffers else "", forward, backward,
+                 self._workspace() if self.buffers else "", self._forward(), self._backward(),
                  self._predict()]
         return "\n\n".join(p.rstrip("\n") for p in parts if p) + "\n"
 
@@ -237,7 +296,7 @@ class _Module:
         """``workspace(n, dtype)``: every buffer of the fast style, made once per shape."""
         dims = [d for d, _, _ in self.g.dims]
         rows = [f"            {name!r}: np.empty({_tuple_code(shape)}, dtype),"
-                for name, shape in self.emitter.buffers.items()]
+                for name, shape in self.buffers.items()]
         key = "(" + "".join(f"{d}, " for d in dims) + "np.dtype(dtype))"
         return "\n".join([
             "_WORKSPACES = {}", "", "",
@@ -335,12 +394,12 @@ class _Module:
         lines += self._unpack_params(params)
         lines += self._bind_dims({d for d, _, _ in g.dims})
         lines += self._guard([t for t in g.tensors])
-        if self.fast and self.emitter.buffers:
+        if self.buffers:
             first = next(t for t in (*[t for t in g.tensors if t.role == "input"], *g.tensors))
             dims = [d for d, _, _ in g.dims]
             lines.append(f"    ws = workspace({', '.join([*dims, first.pyname + '.dtype'])})")
         lines += body
-        names = [*self.cache_names, *(["ws"] if self.fast and self.emitter.buffers else [])]
+        names = [*self.cache_names, *(["ws"] if self.buffers else [])]
         cache = ", ".join(f"{c!r}: {c}" for c in names)
         lines.append(_wrap(f"    cache = {{{cache}}}", indent=8))
         lines.append(f"    return {self.g.nodes[g.loss].name}, cache")
@@ -377,8 +436,15 @@ class _Module:
             expr = self._reuse(n, forward_expr(n, [self.value(a) for a in n.args]))
             used |= {s.name for s in expr.free_symbols}
             comment = f"{_shape_text(n.shape)} {n.name} = {n.label}  (line {n.loc.line})"
-            lines.append(self._fast_group(n.name, expr, n.shape, comment) if fast
-                         else _line(_assign(n.name, expr), comment))
+            if fast and n.id in self.slopes:
+                mask = self.slopes[n.id][0].name
+                comment = (f"{_shape_text(n.shape)} {n.name} = {n.label} = "
+                           f"{to_code(self.value(n.args[0]))} * {mask}, the slope kept for "
+                           f"backward  (line {n.loc.line})")
+                lines.append(self._fast_group([mask, n.name], comment))
+            else:
+                lines.append(self._fast_group([n.name], comment) if fast
+                             else _line(_assign(n.name, expr), comment))
         return lines, used
 
     def _staged_nodes(self, needed: set[int] | None) -> list[Node]:
@@ -393,9 +459,9 @@ class _Module:
         class loss can repeat an earlier computation, so only its map is kept.)"""
         return expr.xreplace(self.known_before[n.id]) if self.known_before[n.id] else expr
 
-    def _fast_group(self, target: str, expr: sp.Expr, shape, comment: str) -> str:
-        """A staged computation in place: its comment, then its in-place lines."""
-        group = self.emitter.statement(target, expr, shape)
+    def _fast_group(self, targets: list[str], comment: str) -> str:
+        """Staged computations in place: their comment, then their in-place lines."""
+        group = [line for t in targets for line in self.in_place[t]]
         if len(group) == 1:
             return _line(group[0], comment)
         above = textwrap.wrap(comment, WIDTH - 6, break_long_words=False)
@@ -415,11 +481,10 @@ class _Module:
         unpacked = len(lines)
         for ln, expr in self.bw_lines:
             if self.fast:
-                lines.append(self._fast_group(ln.target, expr, ln.node.shape,
-                                              self._bw_comment(ln)))
+                lines.append(self._fast_group([ln.target], self._bw_comment(ln)))
             else:
                 lines.append(_line(_assign(ln.target, expr), self._bw_comment(ln)))
-        if self.emitter.buffers:  # backward wrote into the workspace
+        if self.buffers:  # backward writes into the workspace
             lines.insert(unpacked, "    ws = cache['ws']")
         outs = ", ".join(f"{k!r}: {to_code(v)}" for k, v in self.bw.outputs)
         lines.append(_wrap(f"    return {{{outs}}}", indent=8))
@@ -429,7 +494,10 @@ class _Module:
         n = ln.node
         extra = ""
         fns = [s for s in ln.sources if s.op == "ewise" and s.attr("fn")]
-        if len(ln.sources) == 1 and fns and not fns[0].attr("fn").is_loss:
+        if len(ln.sources) == 1 and fns and fns[0].id in self.slopes:
+            fn, mask = fns[0].attr("fn"), self.slopes[fns[0].id][0]
+            extra = f", {fn.name}'({to_code(self.value(fns[0].args[0]))}) = {mask} from forward"
+        elif len(ln.sources) == 1 and fns and not fns[0].attr("fn").is_loss:
             extra = f", {_deriv_text(fns[0], self.value)}"
         elif len(ln.sources) > 1:
             extra = f", sum of {len(ln.sources)} paths"

@@ -15,8 +15,10 @@ style, so the fast style is never wrong where the readable one is right.
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy as sp
 
 from netc.compiler import shapes, sym
@@ -34,10 +36,8 @@ class Emitter:
     """Writes one statement at a time; remembers the buffers (and their shapes) it used."""
 
     symbol_shapes: dict[sp.Symbol, Shape]
-    buffers: dict[str, Shape] = field(default_factory=dict)  # workspace name -> shape
-    slots: dict[str, str] = field(default_factory=dict)  # value -> the buffer it takes over
+    temps: dict[str, Shape] = field(default_factory=dict)  # temporary buffer -> shape
     lines: list[str] = field(default_factory=list)
-    _free: list[str] = field(default_factory=list)
 
     # -- shapes
     def shape_of(self, e: sp.Expr) -> Shape | None:
@@ -83,15 +83,13 @@ class Emitter:
         return self.is_scalar(e)
 
     # -- statements
-    def statement(self, target: str, expr: sp.Expr, shape: Shape) -> list[str]:
-        """Lines computing ``expr`` into the workspace buffer named ``target``."""
+    def statement(self, target: str, expr: sp.Expr, shape: Shape) -> list[str] | None:
+        """The lines computing ``expr`` into the buffer the caller binds to ``target``
+        first (``target = ws[...]``), or None where it gets no buffer (a scalar, or no
+        in-place form): then it is the readable style's one assignment."""
+        if not shape or self.shape_of(expr) is None:
+            return None
         self.lines = []
-        if not shape or self.shape_of(expr) is None:  # a scalar, or no in-place form
-            return [f"{target} = {to_code_wrapped(expr, 4, WIDTH - 7 - len(target))}"]
-        slot = self.slots.get(target, target)
-        self.buffers[slot] = shape
-        self.lines.append(f"{target} = ws[{slot!r}]" if slot == target else
-                          f"{target} = ws[{slot!r}]  # {slot} is not read again: its buffer")
         self._used: set[str] = set()
         result = self._into(self._share(expr, shape), target, shape)
         if result != target:
@@ -119,11 +117,11 @@ class Emitter:
         return reduced.xreplace(back) if replacements else expr
 
     def _temp(self, shape: Shape) -> str:
-        name = next((t for t, s in self.buffers.items()
-                     if t.startswith("_tmp") and s == shape and t not in self._used), None)
+        name = next((t for t, s in self.temps.items() if s == shape and t not in self._used),
+                    None)
         if name is None:
-            name = f"_tmp{len([b for b in self.buffers if b.startswith('_tmp')])}"
-            self.buffers[name] = shape
+            name = f"_tmp{len(self.temps)}"
+            self.temps[name] = shape
         self._used.add(name)
         self.lines.append(f"{name} = ws[{name!r}]")
         return name
@@ -301,36 +299,99 @@ def _rest(args) -> list[sp.Expr]:
     return out
 
 
-def share_buffers(steps: list[tuple[str, Shape | None, frozenset[str]]],
-                  kept: frozenset[str]) -> dict[str, str]:
+def in_place_operands(lines: list[str], target: str) -> frozenset[str]:
+    """The names ``lines`` read only until they first write into ``target``'s buffer (or
+    in that very call, when it is elementwise: NumPy's ufuncs read an operand that
+    overlaps ``out=`` as if it did not): a value whose statement these are may take over
+    such an operand's buffer when the operand is not read again. Read off the lines'
+    syntax trees, so that it holds for whatever order the emitter chose."""
+    trees = [ast.parse(line).body[0] for line in lines]
+    first = next((i for i, t in enumerate(trees) if _writes(t) == target), None)
+    if first is None:
+        return frozenset()
+    before: set[str] = set()
+    for t in trees[:first]:
+        before |= _reads(t)
+    after: set[str] = set()
+    for t in trees[first + 1:]:
+        after |= _reads(t)
+    at = _reads(trees[first])
+    if not _elementwise(trees[first]):
+        after |= at  # np.matmul, a reduction: its operands must not be its output
+    return frozenset((before | at) - after - {target})
+
+
+def _writes(t: ast.stmt) -> str | None:
+    """The buffer a line writes into: ``out=dst``, ``np.copyto(dst, ...)``, ``dst[...] =``."""
+    if isinstance(t, ast.Assign) and isinstance(t.targets[0], ast.Subscript):
+        return ast.unparse(t.targets[0].value)
+    if isinstance(t, ast.Expr) and isinstance(t.value, ast.Call):
+        call = t.value
+        out = next((k.value for k in call.keywords if k.arg == "out"), None)
+        if out is None and ast.unparse(call.func) == "np.copyto":
+            out = call.args[0]
+        return None if out is None else ast.unparse(out)
+    return None
+
+
+def _reads(t: ast.stmt) -> set[str]:
+    """The names a line reads (its output buffer's name excluded)."""
+    dst = _writes(t)
+    return {n.id for n in ast.walk(t) if isinstance(n, ast.Name) and n.id != dst}
+
+
+def _elementwise(t: ast.stmt) -> bool:
+    """A NumPy ufunc other than matmul, a copy, or an assignment of an expression that is
+    evaluated in full before it is stored."""
+    if isinstance(t, ast.Assign):
+        return True
+    func = ast.unparse(t.value.func)
+    name = func.removeprefix("np.")
+    return func == "np.copyto" or (name != func and name != "matmul"
+                                   and isinstance(getattr(np, name, None), np.ufunc))
+
+
+def share_buffers(steps: list[tuple[str, Shape | None, frozenset[str], frozenset[str]]],
+                  kept: frozenset[str]) -> dict[str, tuple[str, str]]:
     """Which values may write into the buffer of an earlier value that is no longer used.
 
     ``steps`` are the staged computations in the order they run (forward, then backward):
-    (value, the shape of its buffer or None if it gets none, the names it reads). ``kept``
-    are the values read after the last step (the returned gradients): they keep a buffer of
-    their own, or the next forward() would overwrite them. A value takes over a buffer of
-    its shape whose value was last read *before* its own statement (never by it: an
-    in-place chain of ufuncs may overwrite an operand before its last read). Returns value
-    -> the buffer's first owner, for the values that take one over; first come, first
-    served, so it is deterministic.
+    (value, the shape of its buffer or None if it gets none, the names it reads, those of
+    them it may overwrite as it goes: see :func:`in_place_operands`). ``kept`` are the
+    values read after the last step (the returned gradients): they keep a buffer of their
+    own, or the next forward() would overwrite them. A value takes over a buffer of its
+    shape whose value was last read before its own statement, or is last read by it and
+    may be overwritten there (``np.multiply(grad_h1, dh1_dz1, out=grad_h1)``), the
+    operand's first; other reads of its own statement keep their buffers (an in-place
+    chain of ufuncs may overwrite an operand before its last read). First come, first
+    served, so it is deterministic. Returns value -> (the buffer's first owner, the value
+    whose buffer it was until then), for the values that take one over.
     """
     last: dict[str, int] = {}
-    for i, (_, _, reads) in enumerate(steps):
+    for i, (_, _, reads, _) in enumerate(steps):
         for name in reads:
             last[name] = i
     free: list[str] = []  # buffers whose value is dead, in the order they died
     owner: dict[str, str] = {}  # value -> buffer
+    holder: dict[str, str] = {}  # buffer -> the value it holds (or last held)
     dies: dict[int, list[str]] = {}  # step -> buffers free after it
-    out: dict[str, str] = {}
-    shape_of = {v: shape for v, shape, _ in steps}
-    for i, (value, shape, _) in enumerate(steps):
+    out: dict[str, tuple[str, str]] = {}
+    shape_of = {v: shape for v, shape, _, _ in steps}
+    for i, (value, shape, _, overwritable) in enumerate(steps):
         if shape is not None and value not in kept:
-            slot = next((b for b in free if shape_of[b] == shape), None)
-            if slot is not None:
+            order = list(owner)  # the operands in the order they were computed
+            dying = [owner[v] for v in sorted(overwritable & owner.keys(), key=order.index)
+                     if last[v] == i and shape_of[owner[v]] == shape]
+            slot = dying[0] if dying else next((b for b in free if shape_of[b] == shape),
+                                               None)
+            if slot in dying:
+                dies[i].remove(slot)
+            elif slot is not None:
                 free.remove(slot)
-                out[value] = slot
+            if slot is not None:
+                out[value] = (slot, holder[slot])
             owner[value] = slot or value
+            holder[owner[value]] = value
             dies.setdefault(last.get(value, i), []).append(owner[value])
         free.extend(dies.pop(i, []))
     return out
-

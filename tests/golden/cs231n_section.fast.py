@@ -86,13 +86,13 @@ def workspace(n, dtype):
     ws = _WORKSPACES.get(key)
     if ws is None:
         ws = _WORKSPACES[key] = {
-            'z2': np.empty((n, 1), dtype),
-            'grad_W2': np.empty((100, 1), dtype),
             'z1': np.empty((n, 100), dtype),
+            'z2': np.empty((n, 1), dtype),
+            'h2': np.empty((n, 1), dtype),
+            'grad_W2': np.empty((100, 1), dtype),
+            'grad_h1': np.empty((n, 100), dtype),
             'grad_z1': np.empty((n, 100), dtype),
             'grad_W1': np.empty((2, 100), dtype),
-            'h1': np.empty((n, 100), dtype),
-            'h2': np.empty((n, 1), dtype),
         }
     return ws
 
@@ -110,7 +110,7 @@ def forward(params, x, y):
     z1 = ws['z1']
     np.matmul(x, W1, out=z1)
     # [n, 100] h1 = sigmoid(z1)  (line 7)
-    h1 = ws['h1']
+    h1 = ws['z1']  # over z1, read here for the last time
     np.multiply(z1, 0.5, out=h1)
     np.tanh(h1, out=h1)
     np.multiply(h1, 0.5, out=h1)
@@ -139,14 +139,14 @@ def backward(cache, scale=1.0):
     y = cache['y']
     ws = cache['ws']
     # [n, 1] dL/dz2  (line 7)
-    grad_z2 = ws['z2']  # z2 is not read again: its buffer
+    grad_z2 = ws['h2']  # over h2, read here for the last time
     np.subtract(h2, y, out=grad_z2)
     np.multiply(grad_z2, scale / n, out=grad_z2)
     # [100, 1] dL/dW2  (line 7)
     grad_W2 = ws['grad_W2']
     np.matmul(h1.T, grad_z2, out=grad_W2)
     # [n, 100] dL/dh1  (line 7)
-    grad_h1 = ws['z1']  # z1 is not read again: its buffer
+    grad_h1 = ws['grad_h1']
     np.matmul(grad_z2, W2.T, out=grad_h1)
     # [n, 100] dL/dz1, sigmoid'(z1) = h1 * (1 - h1)  (line 7)
     grad_z1 = ws['grad_z1']

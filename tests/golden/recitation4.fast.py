@@ -89,17 +89,16 @@ def workspace(n, dtype):
     ws = _WORKSPACES.get(key)
     if ws is None:
         ws = _WORKSPACES[key] = {
-            'grad_o': np.empty((n, 4), dtype),
-            'grad_W3': np.empty((4, 6), dtype),
+            'z1': np.empty((n, 8), dtype),
             'z2': np.empty((n, 6), dtype),
+            'o': np.empty((n, 4), dtype),
+            'grad_W3': np.empty((4, 6), dtype),
+            'grad_h2': np.empty((n, 6), dtype),
             'grad_z2': np.empty((n, 6), dtype),
             'grad_W2': np.empty((6, 8), dtype),
-            'z1': np.empty((n, 8), dtype),
+            'grad_h1': np.empty((n, 8), dtype),
             'grad_z1': np.empty((n, 8), dtype),
             'grad_W1': np.empty((8, 10), dtype),
-            'h1': np.empty((n, 8), dtype),
-            'h2': np.empty((n, 6), dtype),
-            'o': np.empty((n, 4), dtype),
         }
     return ws
 
@@ -119,7 +118,7 @@ def forward(params, x, y):
     z1 = ws['z1']
     np.matmul(x, W1.T, out=z1)
     # [n, 8] h1 = sigmoid(z1)  (line 8)
-    h1 = ws['h1']
+    h1 = ws['z1']  # over z1, read here for the last time
     np.multiply(z1, 0.5, out=h1)
     np.tanh(h1, out=h1)
     np.multiply(h1, 0.5, out=h1)
@@ -128,7 +127,7 @@ def forward(params, x, y):
     z2 = ws['z2']
     np.matmul(h1, W2.T, out=z2)
     # [n, 6] h2 = sigmoid(z2)  (line 8)
-    h2 = ws['h2']
+    h2 = ws['z2']  # over z2, read here for the last time
     np.multiply(z2, 0.5, out=h2)
     np.tanh(h2, out=h2)
     np.multiply(h2, 0.5, out=h2)
@@ -156,14 +155,14 @@ def backward(cache, scale=1.0):
     y = cache['y']
     ws = cache['ws']
     # [n, 4] dL/do  (line 8)
-    grad_o = ws['grad_o']
+    grad_o = ws['o']  # over p, read here for the last time
     np.subtract(p, y, out=grad_o)
     np.multiply(grad_o, scale, out=grad_o)
     # [4, 6] dL/dW3  (line 8)
     grad_W3 = ws['grad_W3']
     np.matmul(grad_o.T, h2, out=grad_W3)
     # [n, 6] dL/dh2  (line 8)
-    grad_h2 = ws['z2']  # z2 is not read again: its buffer
+    grad_h2 = ws['grad_h2']
     np.matmul(grad_o, W3, out=grad_h2)
     # [n, 6] dL/dz2, sigmoid'(z2) = h2 * (1 - h2)  (line 8)
     grad_z2 = ws['grad_z2']
@@ -174,7 +173,7 @@ def backward(cache, scale=1.0):
     grad_W2 = ws['grad_W2']
     np.matmul(grad_z2.T, h1, out=grad_W2)
     # [n, 8] dL/dh1  (line 8)
-    grad_h1 = ws['z1']  # z1 is not read again: its buffer
+    grad_h1 = ws['grad_h1']
     np.matmul(grad_z2, W2, out=grad_h1)
     # [n, 8] dL/dz1, sigmoid'(z1) = h1 * (1 - h1)  (line 8)
     grad_z1 = ws['grad_z1']

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -83,6 +85,42 @@ def test_updates_do_not_write_into_the_callers_arrays():
         opt.step(params, {"w": np.ones((2, 2))})
     assert np.array_equal(w, np.ones((2, 2)))
     assert not np.array_equal(params["w"], w)
+
+
+@pytest.mark.parametrize(("name", "extra", "lr", "wd"), CASES)
+def test_in_place_steps_equal_the_others_bit_for_bit_and_allocate_nothing(name, extra, lr, wd):
+    w0, b0, grads = _problem()
+    fresh = make_optimizer(name, lr, weight_decay=wd, **extra)
+    inplace = make_optimizer(name, lr, weight_decay=wd, **extra)
+    ref = {"w": w0.copy(), "b": b0.copy()}
+    params = {"w": w0.copy(), "b": b0.copy()}
+    arrays = dict(params)
+    for i in range(STEPS):
+        g_ref, g = grads(ref["w"], ref["b"]), grads(params["w"], params["b"])
+        kept = {k: v.copy() for k, v in g.items()}
+        fresh.step(ref, g_ref)
+        if i == 5:  # warm: state and scratch exist
+            tracemalloc.start()
+            inplace.step(params, g, in_place=True)
+            allocated = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert allocated < 1024, allocated  # no array-sized temporaries
+        else:
+            inplace.step(params, g, in_place=True)
+        for k in params:
+            assert params[k] is arrays[k]
+            assert np.array_equal(params[k], ref[k])
+            assert np.array_equal(g[k], kept[k])  # gradients are not written into
+
+
+def test_in_place_steps_keep_float32_params_float32():
+    w = np.ones((3, 2), np.float32)
+    for opt in (SGD(0.1, weight_decay=0.01), Momentum(0.1), Adam(0.1)):
+        params = {"w": w.copy()}
+        for _ in range(2):
+            opt.step(params, {"w": np.full((3, 2), 0.5, np.float32)}, in_place=True)
+        assert params["w"].dtype == np.float32
+        assert (params["w"] < 1).all()
 
 
 def test_only_named_params_move():

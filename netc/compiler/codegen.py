@@ -10,8 +10,12 @@ from netc import __version__
 from netc.compiler import BANNER, helpers, sym
 from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
 from netc.compiler.fast import Emitter, in_place_operands, share_buffers
-from netc.compiler.functions import (DerivativeFunction, ElementwiseFn, NetFunction,
-                                     input_times_slope)
+from netc.compiler.functions import (
+    DerivativeFunction,
+    ElementwiseFn,
+    NetFunction,
+    input_times_slope,
+)
 from netc.compiler.ir import Graph, Node, placeholder
 from netc.compiler.names import Namer
 from netc.compiler.printer import to_code, to_code_wrapped

@@ -114,7 +114,8 @@ class Trainer:
         self.net, self.data, self.val, self.opt = net, data, val, opt
         self.layout = spec_layout(net)
         self.target = self.layout.classifier_target()
-        self.params = params
+        # the loop updates in place: its own copy, never the caller's arrays
+        self.params = {k: np.array(v) for k, v in params.items()}
         self.batch_size = batch_size
         self.total = total
         self.seed = seed
@@ -132,7 +133,10 @@ class Trainer:
         self.history = History(columns)
         self.step = 0
         self.kept = 0  # the step whose params training kept when it stopped on a NaN
-        self.prev: dict[str, np.ndarray] | None = None  # params at the last good step's start
+        # the trainable params at the start of the last good step (a copy made before each
+        # in-place update, into the same arrays every step): the way back from a bad one
+        self.backup: dict[str, np.ndarray] = {}
+        self.backed_up = False
         self.acc = np.zeros(4)  # weighted loss, examples, correct, counted since the last row
         self.snapshot_steps = list(snapshots)
         self.snapshots: dict[int, tuple[dict[str, np.ndarray], float]] = {}
@@ -176,16 +180,15 @@ class Trainer:
                 got = count_correct(self.net, out, batch[self.target],
                                     self.layout.targets[self.target],
                                     len(self.layout.decls[self.target]))
-            before = dict(self.params)
-            self.opt.step(self.params, grads, self.trainable)
+            self._back_up()
+            self.opt.step(self.params, grads, self.trainable, in_place=True)
             for k in self.trainable:
                 problem = _finite_problem(k, self.params[k], "after the update, param")
                 if problem:
-                    self.params.clear()
-                    self.params.update(before)
+                    self._go_back()
                     self.kept = self.step
                     return problem
-        self.prev = before
+        self.backed_up = True
         m = 1 if self.data.stacked else len(idx)
         self.acc += (loss * m, m, *(got if self.target and got else (0, 0)))
         self.step = t
@@ -194,11 +197,21 @@ class Trainer:
     def _went_bad(self, problem: str) -> str:
         """The params at the start of this step gave a bad value: go back one step."""
         self.kept = self.step
-        if self.prev is not None:
-            self.params.clear()
-            self.params.update(self.prev)
+        if self.backed_up:
+            self._go_back()
             self.kept = self.step - 1
         return problem
+
+    def _back_up(self) -> None:
+        for k in self.trainable:
+            p = self.params[k]
+            if k not in self.backup or self.backup[k].shape != p.shape:
+                self.backup[k] = np.empty_like(p)
+            np.copyto(self.backup[k], p)
+
+    def _go_back(self) -> None:
+        for k in self.trainable:
+            np.copyto(self.params[k], self.backup[k])
 
     def log_row(self) -> dict[str, float]:
         loss_sum, n, correct, counted = self.acc
@@ -218,7 +231,7 @@ class Trainer:
     def snapshot(self) -> None:
         if self.step in self.snapshot_steps and self.step not in self.snapshots:
             m = evaluate(self.net, self.params, self.data)
-            self.snapshots[self.step] = (dict(self.params), m.loss)
+            self.snapshots[self.step] = ({k: v.copy() for k, v in self.params.items()}, m.loss)
 
     # ----------------------------------------------------------------- checkpoints
 

@@ -2,14 +2,18 @@
 
 They follow PyTorch's ``torch.optim.SGD`` and ``torch.optim.Adam`` (weight decay is
 the coupled L2 term ``g + weight_decay * p`` of both), and the tests compare them with
-PyTorch step by step. An update never writes into an array: it binds a new one, so
-arrays handed in by the caller are left alone and a shallow copy of the params dict
-is a snapshot (the training loop's way back from a step that went bad).
-:func:`sgd_in_place` is the exception, for a loop that keeps no snapshot.
+PyTorch step by step. Every update is a few ufuncs with ``out=``: into the optimiser's
+own state (momentum's velocity, Adam's moments) and scratch buffers, made once per param,
+so a step allocates nothing. ``step(..., in_place=True)`` writes the new params into the
+params' own arrays too (the training loop does, and keeps a copy of its own to go back
+to); by default a step binds new arrays, so arrays handed in by the caller are left alone
+and a shallow copy of the params dict is a snapshot. Both give the same numbers to the
+last bit. Gradients are never written into.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -28,19 +32,42 @@ class Optimizer:
         self.weight_decay = float(weight_decay)
         self.t = 0  # steps taken
         self.slots: dict[str, dict[str, np.ndarray]] = {}  # per-param state, e.g. "m"
+        self._scratch: dict[tuple[str, int], np.ndarray] = {}  # not state: rebuilt at will
 
     def step(self, params: dict[str, np.ndarray], grads: Mapping[str, np.ndarray],
-             names: Iterable[str] | None = None) -> None:
-        """One update of ``params[k]`` for each ``k`` in ``names`` (default: all grads)."""
+             names: Iterable[str] | None = None, *, in_place: bool = False) -> None:
+        """One update of ``params[k]`` for each ``k`` in ``names`` (default: all grads):
+        into ``params[k]`` itself with ``in_place``, else into a new array."""
         self.t += 1
         for k in grads if names is None else names:
-            g = grads[k]
+            p, g = params[k], grads[k]
             if self.weight_decay:
-                g = g + self.weight_decay * params[k]
-            params[k] = self.update(k, params[k], g)
+                decayed = self.scratch(k, p, 1)
+                np.multiply(p, self.weight_decay, out=decayed)
+                g = np.add(g, decayed, out=decayed)
+            out = p if in_place else np.empty_like(p)
+            self.update(k, p, g, out)
+            params[k] = out
 
-    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> np.ndarray:
+    def update(self, name: str, p: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
+        """Write the new value of param ``name`` (now ``p``, gradient ``g``) into ``out``,
+        which may be ``p`` itself."""
         raise NotImplementedError
+
+    def scratch(self, name: str, like: np.ndarray, i: int = 0) -> np.ndarray:
+        """The ``i``-th scratch buffer of param ``name``, made on first use."""
+        buf = self._scratch.get((name, i))
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = self._scratch[(name, i)] = np.empty_like(like)
+        return buf
+
+    def slot(self, slot: str, name: str, like: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The state array ``slot`` of param ``name`` and whether it is new (zeros)."""
+        arrays = self.slots.setdefault(slot, {})
+        new = name not in arrays
+        if new:
+            arrays[name] = np.zeros_like(like)
+        return arrays[name], new
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to resume: ``{"t": t, "slot/param": array, ...}``."""
@@ -64,8 +91,9 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        return p - self.lr * g
+    def update(self, name: str, p: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
+        step = np.multiply(g, self.lr, out=self.scratch(name, p))
+        np.subtract(p, step, out=out)
 
 
 class Momentum(Optimizer):
@@ -77,12 +105,15 @@ class Momentum(Optimizer):
         super().__init__(lr, weight_decay)
         self.momentum = float(momentum)
 
-    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        velocity = self.slots.setdefault("v", {})
-        # a copy at first: g may be a buffer the next backward() overwrites (fast style)
-        v = g.copy() if name not in velocity else self.momentum * velocity[name] + g
-        velocity[name] = v
-        return p - self.lr * v
+    def update(self, name: str, p: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
+        v, new = self.slot("v", name, p)
+        if new:
+            np.copyto(v, g)  # a copy: g may be a buffer the next backward() overwrites
+        else:
+            np.multiply(v, self.momentum, out=v)
+            np.add(v, g, out=v)
+        step = np.multiply(v, self.lr, out=self.scratch(name, p))
+        np.subtract(p, step, out=out)
 
 
 class Adam(Optimizer):
@@ -96,15 +127,25 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
 
-    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        m = self.slots.setdefault("m", {}).get(name, np.zeros_like(p))
-        v = self.slots.setdefault("v", {}).get(name, np.zeros_like(p))
-        m = self.beta1 * m + (1 - self.beta1) * g
-        v = self.beta2 * v + (1 - self.beta2) * g * g
-        self.slots["m"][name], self.slots["v"][name] = m, v
+    def update(self, name: str, p: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
+        m, _ = self.slot("m", name, p)
+        v, _ = self.slot("v", name, p)
+        a, b = self.scratch(name, p), self.scratch(name, p, 2)
+        # m <- beta1 m + (1 - beta1) g
+        np.multiply(m, self.beta1, out=m)
+        np.add(m, np.multiply(g, 1 - self.beta1, out=a), out=m)
+        # v <- beta2 v + (1 - beta2) g^2
+        np.multiply(v, self.beta2, out=v)
+        np.multiply(g, 1 - self.beta2, out=a)
+        np.add(v, np.multiply(a, g, out=a), out=v)
+        # p <- p - lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
         step_size = self.lr / (1 - self.beta1 ** self.t)
-        denom = np.sqrt(v) / np.sqrt(1 - self.beta2 ** self.t) + self.eps
-        return p - step_size * m / denom
+        np.sqrt(v, out=a)
+        np.divide(a, math.sqrt(1 - self.beta2 ** self.t), out=a)
+        np.add(a, self.eps, out=a)
+        np.multiply(m, step_size, out=b)
+        np.divide(b, a, out=b)
+        np.subtract(p, b, out=out)
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}

@@ -234,7 +234,8 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
         plot_boundary: Draw ``boundary.png``: the decision boundary at a few steps (a
             classifier with 2-D input).
         progress: Show a progress bar (default: when stderr is a terminal).
-        callback: Called as ``callback(step, params, history)`` after every step.
+        callback: Called as ``callback(step, params, history)`` after every step. The
+            loop updates its params in place: copy what you keep of them.
         toy_size, toy_noise, toy_target, columns: Passed to
             :func:`~netc.runtime.data.read_data`.
         command: The command line that started the run, recorded in ``run.json``.

@@ -41,7 +41,7 @@ def test_bytes_do_not_depend_on_hash_seed():
 
 
 GOLDEN_CASES = [*((name, "readable") for name in ALL),
-                *((name, "fast") for name in ("recitation4", "cs231n_section"))]
+                *((name, "fast") for name in ("recitation4", "cs231n_section", "relu_matrix"))]
 
 
 def golden_path(name: str, style: str):

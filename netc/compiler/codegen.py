@@ -224,8 +224,9 @@ class _Module:
         """Fast style: a function that is its input times its own slope, a mask (relu:
         max(z, 0) = z * (z > 0)), computes the slope in forward, ``np.greater(z1, 0,
         out=dh1_dz1)`` and ``np.multiply(z1, dh1_dz1, out=h1)``, and backward multiplies by
-        it where it would compare h1 > 0 again: two passes a layer instead of three, and
-        np.maximum is the slowest of them (50 against 22 and 15 us on [256, 512] float32)."""
+        it where it would compare h1 > 0 again. Three passes a layer as before, but the
+        two slow ones are gone: np.maximum and a comparison into a float array before a
+        product (on [256, 512] float32: 50 + 36 us before, 22 + 15 + 17 us now)."""
         for n in self._staged_nodes(None):
             fn = n.attr("fn")
             if n.op != "ewise" or fn is None or len(n.args) != 1 or n.args[0] in self.inline:

@@ -497,17 +497,24 @@ class _Module:
 
     def _bw_comment(self, ln) -> str:
         n = ln.node
+        # a value inlined in forward has no line of its own: say what its name stands for
+        # (dL/dh1_2, h1_2 = h0 @ W1 + b1), and use the name in the derivative
+        what = f" ({n.name} = {to_code(self.value(n.id))})" if n.id in self.inline else ""
+
+        def value(i: int) -> sp.Expr:
+            return value_symbol(n) if i == n.id and what else self.value(i)
+
         extra = ""
         fns = [s for s in ln.sources if s.op == "ewise" and s.attr("fn")]
         if len(ln.sources) == 1 and fns and fns[0].id in self.slopes:
             fn, mask = fns[0].attr("fn"), self.slopes[fns[0].id][0]
-            extra = f", {fn.name}'({to_code(self.value(fns[0].args[0]))}) = {mask} from forward"
+            extra = f", {fn.name}'({to_code(value(fns[0].args[0]))}) = {mask} from forward"
         elif len(ln.sources) == 1 and fns and not fns[0].attr("fn").is_loss:
-            extra = f", {_deriv_text(fns[0], self.value)}"
+            extra = f", {_deriv_text(fns[0], value)}"
         elif len(ln.sources) > 1:
             extra = f", sum of {len(ln.sources)} paths"
         line = ln.sources[0].loc.line if ln.sources else n.loc.line
-        return f"{_shape_text(n.shape)} dL/d{n.name}{extra}  (line {line})"
+        return f"{_shape_text(n.shape)} dL/d{n.name}{what}{extra}  (line {line})"
 
     def _predict(self) -> str:
         g = self.g

@@ -94,7 +94,7 @@ def backward(cache):
     w1 = cache['w1']
     x0 = cache['x0']
     x1 = cache['x1']
-    # [] dL/df_1, sigmoid'(w0 * x0 + w1 * x1 + w2) = f * (1 - f)  (line 8)
+    # [] dL/df_1 (f_1 = w0 * x0 + w1 * x1 + w2), sigmoid'(f_1) = f * (1 - f)  (line 8)
     grad_f_1 = f * (1 - f)
     grad_w0 = grad_f_1 * x0                 # [] dL/dw0  (line 8)
     grad_x0 = grad_f_1 * w0                 # [] dL/dx0  (line 8)

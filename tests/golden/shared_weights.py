@@ -102,11 +102,11 @@ def backward(cache):
     x = cache['x']
     y = cache['y']
     grad_h2 = (h2 - y) / 2 / n              # [n, 4] dL/dh2  (line 9)
-    # [n, 4] dL/dh2_2, tanh'(h1 @ W + b2) = 1 - h2**2  (line 8)
+    # [n, 4] dL/dh2_2 (h2_2 = h1 @ W + b2), tanh'(h2_2) = 1 - h2**2  (line 8)
     grad_h2_2 = grad_h2 * (1 - h2**2)
     grad_b2 = grad_h2_2.sum(axis=0)         # [4] dL/db2  (line 8)
     grad_h1 = grad_h2_2 @ W.T               # [n, 4] dL/dh1  (line 8)
-    # [n, 4] dL/dh1_2, tanh'(x @ W + b1) = 1 - h1**2  (line 7)
+    # [n, 4] dL/dh1_2 (h1_2 = x @ W + b1), tanh'(h1_2) = 1 - h1**2  (line 7)
     grad_h1_2 = grad_h1 * (1 - h1**2)
     grad_b1 = grad_h1_2.sum(axis=0)         # [4] dL/db1  (line 7)
     grad_W = h1.T @ grad_h2_2 + x.T @ grad_h1_2  # [4, 4] dL/dW, sum of 2 paths  (line 8)

@@ -8,12 +8,10 @@ import subprocess
 
 import numpy as np
 import pytest
-import sympy as sp
 from conftest import SPECS
 
 import netc
 from netc.compiler.fast import in_place_operands, share_buffers
-from netc.compiler.functions import input_times_slope
 from netc.runtime.gradcheck import off_kinks, resolve_dims, sample_inputs
 from netc.runtime.loader import load_source
 
@@ -172,24 +170,6 @@ def test_share_buffers_takes_over_only_dead_buffers_of_its_shape():
 ])
 def test_in_place_operands_reads_the_emitted_lines(lines, want):
     assert in_place_operands(lines, "g") - {"np", "ws"} == want
-
-
-_Z = sp.Symbol("z", real=True)
-
-
-@pytest.mark.parametrize(("body", "slope"), [
-    (sp.Max(_Z, 0), sp.Heaviside(_Z)),  # relu
-    (2 * sp.Max(_Z, 0), 2 * sp.Heaviside(_Z)),
-    (sp.Max(_Z, 0) + sp.Min(_Z, 0) / 10, sp.Heaviside(_Z) + sp.Heaviside(-_Z) / 10),  # leaky
-    (sp.Max(_Z, 1), None),  # not through 0
-    (sp.Min(sp.Max(_Z, -1), 1), None),  # hard_tanh: its slope is 0 beyond 1
-    (sp.Abs(_Z), None),  # its slope is a sign, not a mask
-    (_Z ** 2, None),
-    (_Z, None),  # no mask to keep
-])
-def test_input_times_slope(body, slope):
-    got = input_times_slope(body, _Z)
-    assert got == slope if slope is None else sp.simplify(got - slope) == 0
 
 
 def test_fast_gradients_survive_the_next_forward_on_every_spec():

@@ -113,6 +113,44 @@ def test_in_place_steps_equal_the_others_bit_for_bit_and_allocate_nothing(name, 
             assert np.array_equal(g[k], kept[k])  # gradients are not written into
 
 
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_in_place_step_reads_gradients_that_are_params_before_updating_them(name):
+    # loss = sum(a * b) gives grad_a = b and grad_b = a: a readable module returns the
+    # params themselves (or views of them) as gradients
+    for view in (False, True):
+        ref = {"a": np.array([[1.0, 2.0], [3.0, 4.0]]), "b": np.array([[4.0, 5.0], [6.0, 7.0]])}
+        params = {k: v.copy() for k, v in ref.items()}
+
+        def grads(p, view=view):
+            return {"a": p["b"].T.T if view else p["b"], "b": p["a"].T.T if view else p["a"]}
+
+        fresh, inplace = make_optimizer(name, 0.5), make_optimizer(name, 0.5)
+        for _ in range(3):
+            fresh.step(ref, grads(ref))
+            inplace.step(params, grads(params), in_place=True)
+            for k in ref:
+                assert np.array_equal(params[k], ref[k]), (name, view, k)
+
+
+def test_state_is_a_snapshot():
+    opt = Momentum(0.1)
+    params = {"w": np.ones(2)}
+    opt.step(params, {"w": np.ones(2)}, in_place=True)
+    state = opt.state()
+    opt.step(params, {"w": np.ones(2)}, in_place=True)
+    assert state["v/w"].tolist() == [1.0, 1.0]
+
+
+def test_steps_promote_as_the_arithmetic_would():
+    # an integer param becomes float; float32 params with float64 gradients become float64
+    params = {"w": np.array([1, 2])}
+    SGD(0.1).step(params, {"w": np.ones(2)})
+    np.testing.assert_allclose(params["w"], [0.9, 1.9])
+    params = {"w": np.ones(2, np.float32)}
+    SGD(0.1).step(params, {"w": np.full(2, 1e-9)}, in_place=True)
+    assert params["w"].dtype == np.float64
+
+
 def test_in_place_steps_keep_float32_params_float32():
     w = np.ones((3, 2), np.float32)
     for opt in (SGD(0.1, weight_decay=0.01), Momentum(0.1), Adam(0.1)):

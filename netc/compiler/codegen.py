@@ -10,17 +10,12 @@ from netc import __version__
 from netc.compiler import BANNER, helpers, sym
 from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
 from netc.compiler.fast import Emitter, in_place_operands, share_buffers
-from netc.compiler.functions import (
-    DerivativeFunction,
-    ElementwiseFn,
-    NetFunction,
-    input_times_slope,
-)
+from netc.compiler.functions import DerivativeFunction, ElementwiseFn, NetFunction
 from netc.compiler.ir import Graph, Node, placeholder
 from netc.compiler.names import Namer
 from netc.compiler.printer import to_code, to_code_wrapped
 from netc.compiler.shapes import fmt
-from netc.compiler.vjp import class_count, class_target, local_derivative
+from netc.compiler.vjp import class_count, class_target
 
 COMMENT_COLUMN = 44
 WIDTH = 100
@@ -170,13 +165,10 @@ class _Module:
         self.bw: Backward = differentiate(graph, self.namer, self.scale)
         self.values = forward_values(graph)
         self.consumers = graph.consumers()
-        # the fast style's slopes: node -> (the mask's name, the mask in the node's input)
-        self.slopes: dict[int, tuple[sp.Symbol, sp.Expr]] = {}
         self._plan_forward()
         shapes_of = {value_symbol(n): n.shape for n in graph.nodes if n.shape}
         shapes_of.update({sp.Symbol(ln.target, real=True): ln.node.shape
                           for ln in self.bw.lines if ln.node.shape})
-        shapes_of.update({m: graph.nodes[i].shape for i, (m, _) in self.slopes.items()})
         self.emitter = Emitter(shapes_of)
         self.buffers: dict[str, tuple] = {}  # the fast style's workspace: name -> shape
         self.in_place: dict[str, list[str]] = {}  # value -> the fast style's lines for it
@@ -206,8 +198,6 @@ class _Module:
                     and g.nodes[users[0]].stmt == n.stmt and n.id not in (g.loss, g.output)):
                 inline.add(n.id)
         self.inline = inline
-        if self.fast:
-            self._plan_slopes()
         grad_names = {ln.target for ln in self.bw.lines}
         self.cache_names = [s.name for s in sorted(self._referenced() - {self.scale},
                                                    key=lambda s: s.name)
@@ -220,29 +210,6 @@ class _Module:
             out |= e.free_symbols
         return out
 
-    def _plan_slopes(self) -> None:
-        """Fast style: a function that is its input times its own slope, a mask (relu:
-        max(z, 0) = z * (z > 0)), computes the slope in forward, ``np.greater(z1, 0,
-        out=dh1_dz1)`` and ``np.multiply(z1, dh1_dz1, out=h1)``, and backward multiplies by
-        it where it would compare h1 > 0 again. Three passes a layer as before, but the
-        two slow ones are gone: np.maximum and a comparison into a float array before a
-        product (on [256, 512] float32: 50 + 36 us before, 22 + 15 + 17 us now)."""
-        for n in self._staged_nodes(None):
-            fn = n.attr("fn")
-            if n.op != "ewise" or fn is None or len(n.args) != 1 or n.args[0] in self.inline:
-                continue
-            z = self.value(n.args[0])
-            body = fn.body.xreplace(dict(zip(fn.symbols, n.attr("expr").args, strict=True)))
-            slope = input_times_slope(body, placeholder(0))
-            if not isinstance(z, sp.Symbol) or slope is None:
-                continue
-            local = local_derivative(n, 0, (z,), self.values[n.id])
-            if not any(e.has(local) for _, e in self.bw_lines):
-                continue
-            mask = sp.Symbol(self.namer.claim(f"d{n.name}_d{z.name}"), real=True)
-            self.slopes[n.id] = (mask, slope.xreplace({placeholder(0): z}))
-            self.bw_lines = [(ln, e.xreplace({local: mask})) for ln, e in self.bw_lines]
-
     def _plan_in_place(self) -> None:
         """The fast style: every staged computation of forward() and backward() written
         in place, in the order they run, and which buffers they share (see
@@ -250,10 +217,6 @@ class _Module:
         steps = []
         for n in self._staged_nodes(None):
             expr = self._reuse(n, forward_expr(n, [self.value(a) for a in n.args]))
-            if n.id in self.slopes:
-                mask, slope = self.slopes[n.id]
-                steps.append((mask.name, n.shape, slope))
-                expr = self.value(n.args[0]) * mask
             steps.append((n.name, n.shape, expr))
         steps += [(ln.target, ln.node.shape, expr) for ln, expr in self.bw_lines]
         planned = []
@@ -302,7 +265,16 @@ class _Module:
         dims = [d for d, _, _ in self.g.dims]
         rows = [f"            {name!r}: np.empty({_tuple_code(shape)}, dtype),"
                 for name, shape in self.buffers.items()]
+        rows += [f"            {name!r}: np.{'zeros' if v == 0 else 'ones'}({_tuple_code(shape)}, "
+                 f"dtype)," if v in (0, 1) else
+                 f"            {name!r}: np.full({_tuple_code(shape)}, {v!r}, dtype),"
+                 for name, (shape, v) in self.emitter.constants.items()]
         key = "(" + "".join(f"{d}, " for d in dims) + "np.dtype(dtype))"
+        close = '"' * 3
+        rows_doc = ["    " + line for line in textwrap.wrap(
+            f"{', '.join(self.emitter.constants)}: rows of a number, operands of np.maximum "
+            f"and np.minimum (faster than the number itself).{close}", WIDTH - 16,
+            break_long_words=False)] if self.emitter.constants else []
         return "\n".join([
             "_WORKSPACES = {}", "", "",
             f"def workspace({', '.join([*dims, 'dtype'])}):",
@@ -310,7 +282,9 @@ class _Module:
             '    batch shape and dtype and reused by every later call (so a cache or gradient',
             '    returned by one call is overwritten by the next: copy what you keep). A value',
             '    no longer read leaves its buffer to a later one (backward() writes over the',
-            '    forward values it is done with: one backward() per forward())."""',
+            '    forward values it is done with: one backward() per forward()).' +
+            ('' if self.emitter.constants else close),
+            *rows_doc,
             f"    key = {key}",
             "    ws = _WORKSPACES.get(key)",
             "    if ws is None:",
@@ -441,15 +415,8 @@ class _Module:
             expr = self._reuse(n, forward_expr(n, [self.value(a) for a in n.args]))
             used |= {s.name for s in expr.free_symbols}
             comment = f"{_shape_text(n.shape)} {n.name} = {n.label}  (line {n.loc.line})"
-            if fast and n.id in self.slopes:
-                mask = self.slopes[n.id][0].name
-                comment = (f"{_shape_text(n.shape)} {n.name} = {n.label} = "
-                           f"{to_code(self.value(n.args[0]))} * {mask}, the slope kept for "
-                           f"backward  (line {n.loc.line})")
-                lines.append(self._fast_group([mask, n.name], comment))
-            else:
-                lines.append(self._fast_group([n.name], comment) if fast
-                             else _line(_assign(n.name, expr), comment))
+            lines.append(self._fast_group([n.name], comment) if fast
+                         else _line(_assign(n.name, expr), comment))
         return lines, used
 
     def _staged_nodes(self, needed: set[int] | None) -> list[Node]:
@@ -506,10 +473,7 @@ class _Module:
 
         extra = ""
         fns = [s for s in ln.sources if s.op == "ewise" and s.attr("fn")]
-        if len(ln.sources) == 1 and fns and fns[0].id in self.slopes:
-            fn, mask = fns[0].attr("fn"), self.slopes[fns[0].id][0]
-            extra = f", {fn.name}'({to_code(value(fns[0].args[0]))}) = {mask} from forward"
-        elif len(ln.sources) == 1 and fns and not fns[0].attr("fn").is_loss:
+        if len(ln.sources) == 1 and fns and not fns[0].attr("fn").is_loss:
             extra = f", {_deriv_text(fns[0], value)}"
         elif len(ln.sources) > 1:
             extra = f", sum of {len(ln.sources)} paths"

@@ -37,6 +37,7 @@ class Emitter:
 
     symbol_shapes: dict[sp.Symbol, Shape]
     temps: dict[str, Shape] = field(default_factory=dict)  # temporary buffer -> shape
+    constants: dict[str, tuple[Shape, float]] = field(default_factory=dict)  # a row of a number
     lines: list[str] = field(default_factory=list)
 
     # -- shapes
@@ -126,6 +127,20 @@ class Emitter:
         self.lines.append(f"{name} = ws[{name!r}]")
         return name
 
+    def _row(self, number: sp.Expr, shape: Shape) -> str:
+        """A workspace row of ``number`` for np.maximum and np.minimum, which have no fast
+        loop for a number operand: ``np.maximum(z1, 0)`` takes 50 us on [256, 512] float32,
+        with a row of zeros 25 us (float64: 61 and 52 us)."""
+        value = float(number)
+        row = shape[-1:]
+        word = {0.0: "zeros", 1.0: "ones", -1.0: "minus_ones"}.get(value)
+        if word is None:
+            word = next((n.rsplit("_", 1)[0] for n, (_, v) in self.constants.items()
+                         if v == value), f"const{len({v for _, v in self.constants.values()})}")
+        name = f"{word}_{row[0]}"
+        self.constants[name] = (row, value)
+        return f"ws[{name!r}]"
+
     def _operand(self, e: sp.Expr, shape: Shape) -> str:
         """``e`` as an operand: itself if a leaf, else computed into a temporary."""
         if self.is_leaf(e):
@@ -177,7 +192,9 @@ class Emitter:
             ufunc = {sp.Max: "maximum", sp.Min: "minimum"}.get(e.func, "logaddexp")
             acc = self._into(_heaviest(e.args), dst, shape)
             for a in _rest(e.args):
-                self.lines.append(f"np.{ufunc}({acc}, {self._operand(a, shape)}, out={dst})")
+                other = (self._row(a, shape) if a.is_number and ufunc != "logaddexp"
+                         else self._operand(a, shape))
+                self.lines.append(f"np.{ufunc}({acc}, {other}, out={dst})")
                 acc = dst
             return acc
         if isinstance(e, sp.Heaviside) and splits_ties(e.args[0]):  # max gate: ties split
@@ -377,10 +394,10 @@ def share_buffers(steps: list[tuple[str, Shape | None, frozenset[str], frozenset
     dies: dict[int, list[str]] = {}  # step -> buffers free after it
     out: dict[str, tuple[str, str]] = {}
     shape_of = {v: shape for v, shape, _, _ in steps}
+    step_of = {v: i for i, (v, _, _, _) in enumerate(steps)}  # the order values are computed
     for i, (value, shape, _, overwritable) in enumerate(steps):
         if shape is not None and value not in kept:
-            order = list(owner)  # the operands in the order they were computed
-            dying = [owner[v] for v in sorted(overwritable & owner.keys(), key=order.index)
+            dying = [owner[v] for v in sorted(overwritable & owner.keys(), key=step_of.get)
                      if last[v] == i and shape_of[owner[v]] == shape]
             slot = dying[0] if dying else next((b for b in free if shape_of[b] == shape),
                                                None)

@@ -242,23 +242,6 @@ def _keeps_sign(body: sp.Expr, var: sp.Symbol) -> bool:
             and body.xreplace({var: nonpositive}).is_nonpositive is True)
 
 
-def input_times_slope(body: sp.Expr, var: sp.Symbol) -> sp.Expr | None:
-    """The slope ``body'`` where ``body`` is ``var`` times it and the slope is a mask of
-    ``var`` (relu: max(z, 0) = z * (z > 0)), else None. Such a function can be computed
-    from its slope, which backward then reuses instead of comparing again."""
-    slope = sp.diff(body, var)
-    masks = slope.atoms(sp.Heaviside)
-    if (not masks or slope.has(sp.Piecewise) or not slope.free_symbols <= {var}
-            or set(slope.atoms(sp.Function)) != masks):
-        return None
-    if body.xreplace({var: sp.Integer(0)}) != 0:
-        return None
-    for side in (sp.Dummy(positive=True), sp.Dummy(negative=True)):
-        if sp.simplify((body - var * slope).xreplace({var: side})) != 0:
-            return None
-    return slope
-
-
 def _output_form(body: sp.Expr, deriv: sp.Expr, var: sp.Symbol, out: sp.Symbol):
     """The derivative written with the function's output ``out`` instead of ``var``.
 

@@ -43,7 +43,9 @@ class NetPrinter(NumPyPrinter):
     # -- arithmetic
     def _paren(self, expr, level: int, strict: bool = False) -> str:
         text = self._print(expr)
-        p = precedence(expr)
+        # a matrix product binds as tightly as * in Python (and as loosely), whatever
+        # SymPy ranks a function application
+        p = PRECEDENCE["Mul"] if isinstance(expr, MatMul) else precedence(expr)
         if p < level or (strict and p == level):
             return f"({text})"
         return text
@@ -73,8 +75,8 @@ class NetPrinter(NumPyPrinter):
             if f.is_Pow and f.exp.is_Rational and f.exp.is_negative:
                 base = f.base if f.exp == -1 else sp.Pow(f.base, -f.exp)
                 den.append(self._paren(base, level, strict=True))
-            else:
-                num.append(self._paren(f, level))
+            else:  # x * (h @ W): after another factor, @ would take that factor first
+                num.append(self._paren(f, level, strict=bool(num) and isinstance(f, MatMul)))
         text = " * ".join(num) if num else "1"
         if den:
             text += " / " + " / ".join(den)

@@ -39,19 +39,29 @@ class Optimizer:
         """One update of ``params[k]`` for each ``k`` in ``names`` (default: all grads):
         into ``params[k]`` itself with ``in_place``, else into a new array."""
         self.t += 1
-        for k in grads if names is None else names:
+        names = list(grads if names is None else names)
+        grads = {k: grads[k] for k in names}
+        if in_place:  # a gradient that is (a view of) a param must not see it updated
+            owners = {id(_owner(params[k])) for k in names}
+            grads = {k: g.copy() if id(_owner(g)) in owners else g for k, g in grads.items()}
+        for k in names:
             p, g = params[k], grads[k]
+            dtype = np.result_type(p, g, 1.0)  # as p - lr * g would promote (an int param too)
+            if in_place and isinstance(p, np.ndarray) and p.dtype == dtype and p.flags.writeable:
+                out = p
+            else:
+                out = np.empty(np.shape(p), dtype)
             if self.weight_decay:
-                decayed = self.scratch(k, p, 1)
+                decayed = self.scratch(k, out, 1)
                 np.multiply(p, self.weight_decay, out=decayed)
                 g = np.add(g, decayed, out=decayed)
-            out = p if in_place else np.empty_like(p)
             self.update(k, p, g, out)
             params[k] = out
 
     def update(self, name: str, p: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
         """Write the new value of param ``name`` (now ``p``, gradient ``g``) into ``out``,
-        which may be ``p`` itself."""
+        which may be ``p`` itself; scratch and state arrays are shaped and typed like
+        ``out`` (a subclass implements this)."""
         raise NotImplementedError
 
     def scratch(self, name: str, like: np.ndarray, i: int = 0) -> np.ndarray:
@@ -72,8 +82,8 @@ class Optimizer:
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to resume: ``{"t": t, "slot/param": array, ...}``."""
         out = {"t": np.array(self.t)}
-        for slot, arrays in self.slots.items():
-            out.update({f"{slot}/{k}": v for k, v in arrays.items()})
+        for slot, arrays in self.slots.items():  # copies: the next step updates in place
+            out.update({f"{slot}/{k}": v.copy() for k, v in arrays.items()})
         return out
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
@@ -92,7 +102,7 @@ class SGD(Optimizer):
     name = "sgd"
 
     def update(self, name: str, p: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
-        step = np.multiply(g, self.lr, out=self.scratch(name, p))
+        step = np.multiply(g, self.lr, out=self.scratch(name, out))
         np.subtract(p, step, out=out)
 
 
@@ -106,13 +116,13 @@ class Momentum(Optimizer):
         self.momentum = float(momentum)
 
     def update(self, name: str, p: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
-        v, new = self.slot("v", name, p)
+        v, new = self.slot("v", name, out)
         if new:
             np.copyto(v, g)  # a copy: g may be a buffer the next backward() overwrites
         else:
             np.multiply(v, self.momentum, out=v)
             np.add(v, g, out=v)
-        step = np.multiply(v, self.lr, out=self.scratch(name, p))
+        step = np.multiply(v, self.lr, out=self.scratch(name, out))
         np.subtract(p, step, out=out)
 
 
@@ -128,9 +138,9 @@ class Adam(Optimizer):
         self.eps = float(eps)
 
     def update(self, name: str, p: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
-        m, _ = self.slot("m", name, p)
-        v, _ = self.slot("v", name, p)
-        a, b = self.scratch(name, p), self.scratch(name, p, 2)
+        m, _ = self.slot("m", name, out)
+        v, _ = self.slot("v", name, out)
+        a, b = self.scratch(name, out), self.scratch(name, out, 2)
         # m <- beta1 m + (1 - beta1) g
         np.multiply(m, self.beta1, out=m)
         np.add(m, np.multiply(g, 1 - self.beta1, out=a), out=m)
@@ -149,6 +159,12 @@ class Adam(Optimizer):
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+
+
+def _owner(a: object) -> object:
+    """The object whose memory an array uses (itself, or the base of a view)."""
+    base = getattr(a, "base", None)
+    return a if base is None else base
 
 
 def sgd_in_place(params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray],

@@ -79,16 +79,19 @@ def workspace(N, dtype):
     batch shape and dtype and reused by every later call (so a cache or gradient
     returned by one call is overwritten by the next: copy what you keep). A value
     no longer read leaves its buffer to a later one (backward() writes over the
-    forward values it is done with: one backward() per forward())."""
+    forward values it is done with: one backward() per forward()).
+    zeros_5: rows of a number, operands of np.maximum and np.minimum (faster than the
+    number itself)."""
     key = (N, np.dtype(dtype))
     ws = _WORKSPACES.get(key)
     if ws is None:
         ws = _WORKSPACES[key] = {
             'z1': np.empty((N, 5), dtype),
-            'dh1_dz1': np.empty((N, 5), dtype),
             'y': np.empty((N, 3), dtype),
             'grad_W2': np.empty((5, 3), dtype),
+            'grad_h1': np.empty((N, 5), dtype),
             'grad_W1': np.empty((4, 5), dtype),
+            'zeros_5': np.zeros((5,), dtype),
         }
     return ws
 
@@ -105,16 +108,14 @@ def forward(params, X):
     # [N, 5] z1 = X W1  (line 6)
     z1 = ws['z1']
     np.matmul(X, W1, out=z1)
-    # [N, 5] h1 = relu(z1) = z1 * dh1_dz1, the slope kept for backward  (line 7)
-    dh1_dz1 = ws['dh1_dz1']
-    np.greater(z1, 0, out=dh1_dz1)
+    # [N, 5] h1 = relu(z1)  (line 7)
     h1 = ws['z1']  # over z1, read here for the last time
-    np.multiply(dh1_dz1, z1, out=h1)
+    np.maximum(z1, ws['zeros_5'], out=h1)
     # [N, 3] y = h1 W2  (line 8)
     y = ws['y']
     np.matmul(h1, W2, out=y)
     L = (y**2).sum()                        # [] L = sum(y ^ 2)  (line 9)
-    cache = {'W2': W2, 'X': X, 'dh1_dz1': dh1_dz1, 'h1': h1, 'y': y, 'ws': ws}
+    cache = {'W2': W2, 'X': X, 'h1': h1, 'y': y, 'ws': ws}
     return L, cache
 
 def backward(cache, scale=1.0):
@@ -122,7 +123,6 @@ def backward(cache, scale=1.0):
     scale=lr gives an SGD step's lr * grad without a pass of its own."""
     W2 = cache['W2']
     X = cache['X']
-    dh1_dz1 = cache['dh1_dz1']
     h1 = cache['h1']
     y = cache['y']
     ws = cache['ws']
@@ -133,11 +133,12 @@ def backward(cache, scale=1.0):
     grad_W2 = ws['grad_W2']
     np.matmul(h1.T, grad_y, out=grad_W2)
     # [N, 5] dL/dh1  (line 8)
-    grad_h1 = ws['z1']  # h1 is not read again: its buffer
+    grad_h1 = ws['grad_h1']
     np.matmul(grad_y, W2.T, out=grad_h1)
-    # [N, 5] dL/dz1, relu'(z1) = dh1_dz1 from forward  (line 7)
-    grad_z1 = ws['dh1_dz1']  # over dh1_dz1, read here for the last time
-    np.multiply(dh1_dz1, grad_h1, out=grad_z1)
+    # [N, 5] dL/dz1, relu'(z1) = (h1 > 0)  (line 7)
+    grad_z1 = ws['z1']  # over h1, read here for the last time
+    np.greater(h1, 0, out=grad_z1)
+    np.multiply(grad_z1, grad_h1, out=grad_z1)
     # [4, 5] dL/dW1  (line 6)
     grad_W1 = ws['grad_W1']
     np.matmul(X.T, grad_z1, out=grad_W1)

@@ -1,7 +1,8 @@
 """The printer writes what the IR says: a matrix product keeps its brackets wherever Python
 would otherwise bind ``@`` differently (``*`` and ``@`` share one precedence level, left to
-right). Each case's loss is compared with NumPy written out by hand, and its gradients
-with central differences, in both styles."""
+right), and masks are numbers where NumPy's booleans would not be. Each case's loss is
+compared with NumPy written out by hand, and its gradients with central differences, in
+both styles."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ CASES = [
     ("v = x / (x @ W + 3)", lambda x, W: x / (x @ W + 3)),
     ("v = relu(x) @ W.T * x", lambda x, W: np.maximum(x, 0) @ W.T * x),
     ("v = exp(x) * (x @ (W @ W))", lambda x, W: np.exp(x) * (x @ (W @ W))),
+    # masks only: max(z, -z)' is (z > 0) - (z < 0), which NumPy does not subtract as bools
+    ("v = max(x @ W - 3, 3 - x @ W)", lambda x, W: np.abs(x @ W - 3)),
+    ("v = -relu(x @ W - 3)", lambda x, W: -np.maximum(x @ W - 3, 0)),
 ]
 
 
@@ -43,3 +47,15 @@ def test_matrix_products_keep_their_brackets(stmt, numpy, style, head):
     np.testing.assert_allclose(loss, want.sum(), rtol=1e-12)
     report = check_grads(mod, {"W": W}, inputs)
     assert report.ok, report.format_table()
+
+
+@pytest.mark.parametrize("style", ["readable", "fast"])
+def test_a_derivative_made_of_masks_only_is_a_float_array(style):
+    text = ("fn mabs(z) = max(z, -z)\ninput x: [n, 3]\nparam W: [3, 2]\n"
+            "h = mabs(x @ W)\nloss L = sum(h)\n")
+    mod = load_source(netc.compile_spec(text, "mabs.net", style=style), f"mabs_{style}")
+    rng = np.random.default_rng(1)
+    x, W = rng.uniform(-1, 1, (4, 3)), rng.uniform(-1, 1, (3, 2))
+    loss, cache = mod.forward({"W": W}, x)
+    np.testing.assert_allclose(loss, np.abs(x @ W).sum(), rtol=1e-12)
+    np.testing.assert_allclose(mod.backward(cache)["W"], x.T @ np.sign(x @ W), rtol=1e-12)

@@ -11,7 +11,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from netc.compiler.functions import DerivativeFunction, LogAddExp, NetFunction
-from netc.compiler.sym import MatMul, MeanAxis, SumAxis
+from netc.compiler.sym import AsFloat, MatMul, MeanAxis, SumAxis
 
 
 class NetPrinter(NumPyPrinter):
@@ -57,6 +57,9 @@ class NetPrinter(NumPyPrinter):
         if coeff < 0:
             sign, coeff = "-", -coeff
         num, den = [], []
+        if sign and float(coeff) == 1 and _is_mask(factors[0]):
+            # -(z > 0) would negate a boolean array, which NumPy refuses: a float first
+            factors = (AsFloat(factors[0]), *factors[1:])
         if float(coeff) == 1 and len(factors) == 1 and not factors[0].is_Pow:
             # 1.0 * (a - b), from scale=0.5 times 2: the factor alone
             return sign + (self._paren(factors[0], PRECEDENCE["Mul"]) if sign
@@ -94,8 +97,17 @@ class NetPrinter(NumPyPrinter):
     def _print_Add(self, expr, order=None):
         terms = self.ordered_terms(expr)
         out = []
+        # masks only (max(z, -z)' = (z > 0) - (z < 0)): NumPy neither adds nor subtracts
+        # booleans as numbers, so the first is made a float and the others follow it
+        floated = all(_is_mask(t) or _is_mask(-t) for t in terms)
         for i, t in enumerate(terms):
-            text = self._print(t)
+            if floated and i == 0:
+                text = (self._print(AsFloat(t)) if _is_mask(t) else
+                        "-" + self._print(AsFloat(-t)))
+            elif _is_mask(-t):  # a subtraction: no negation of the boolean array itself
+                text = "-" + self._print(-t)
+            else:
+                text = self._print(t)
             if text.startswith("-"):
                 out.append(("- " if i else "-") + text[1:])
             else:
@@ -264,6 +276,12 @@ class NetPrinter(NumPyPrinter):
 
     def _print_LogSoftmax(self, expr):
         return f"log_softmax({self._print(expr.args[0])}, axis={int(expr.args[1])})"
+
+
+def _is_mask(expr: sp.Expr) -> bool:
+    """A step printed as a comparison, i.e. a boolean array (a max gate's split tie is
+    np.heaviside's float)."""
+    return isinstance(expr, sp.Heaviside) and not splits_ties(expr.args[0])
 
 
 def splits_ties(arg: sp.Expr) -> bool:

@@ -126,6 +126,13 @@ def _tuple_code(shape) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
+def _filled(shape, value: float) -> str:
+    """``np.zeros((512,), dtype)``, or ones, or ``np.full`` of another number."""
+    if value in (0, 1):
+        return f"np.{'zeros' if value == 0 else 'ones'}({_tuple_code(shape)}, dtype)"
+    return f"np.full({_tuple_code(shape)}, {value!r}, dtype)"
+
+
 def _wrap_condition(conditions: list[str], indent: int = 4) -> str:
     """``if a or b or ...:``, continued on further lines (inside parentheses) if long."""
     line = " " * indent + "if " + " or ".join(conditions) + ":"
@@ -199,7 +206,7 @@ class _Module:
                 inline.add(n.id)
         self.inline = inline
         grad_names = {ln.target for ln in self.bw.lines}
-        self.cache_names = [s.name for s in sorted(self._referenced() - {self.scale},
+        self.cache_names = [s.name for s in sorted(referenced - {self.scale},
                                                    key=lambda s: s.name)
                             if s.name not in grad_names]
 
@@ -224,8 +231,7 @@ class _Module:
             reads = frozenset(s.name for s in expr.free_symbols)
             lines = self.emitter.statement(target, expr, shape)
             if lines is None:  # no buffer: as readable
-                self.in_place[target] = [
-                    f"{target} = {to_code_wrapped(expr, 4, WIDTH - 7 - len(target))}"]
+                self.in_place[target] = [_assign(target, expr)]
                 planned.append((target, None, reads, frozenset()))
             else:
                 self.in_place[target] = lines
@@ -265,9 +271,7 @@ class _Module:
         dims = [d for d, _, _ in self.g.dims]
         rows = [f"            {name!r}: np.empty({_tuple_code(shape)}, dtype),"
                 for name, shape in self.buffers.items()]
-        rows += [f"            {name!r}: np.{'zeros' if v == 0 else 'ones'}({_tuple_code(shape)}, "
-                 f"dtype)," if v in (0, 1) else
-                 f"            {name!r}: np.full({_tuple_code(shape)}, {v!r}, dtype),"
+        rows += [f"            {name!r}: {_filled(shape, v)},"
                  for name, (shape, v) in self.emitter.constants.items()]
         key = "(" + "".join(f"{d}, " for d in dims) + "np.dtype(dtype))"
         close = '"' * 3
@@ -415,7 +419,7 @@ class _Module:
             expr = self._reuse(n, forward_expr(n, [self.value(a) for a in n.args]))
             used |= {s.name for s in expr.free_symbols}
             comment = f"{_shape_text(n.shape)} {n.name} = {n.label}  (line {n.loc.line})"
-            lines.append(self._fast_group([n.name], comment) if fast
+            lines.append(self._fast_group(n.name, comment) if fast
                          else _line(_assign(n.name, expr), comment))
         return lines, used
 
@@ -431,9 +435,9 @@ class _Module:
         class loss can repeat an earlier computation, so only its map is kept.)"""
         return expr.xreplace(self.known_before[n.id]) if self.known_before[n.id] else expr
 
-    def _fast_group(self, targets: list[str], comment: str) -> str:
-        """Staged computations in place: their comment, then their in-place lines."""
-        group = [line for t in targets for line in self.in_place[t]]
+    def _fast_group(self, target: str, comment: str) -> str:
+        """A staged computation in place: its comment, then its in-place lines."""
+        group = self.in_place[target]
         if len(group) == 1:
             return _line(group[0], comment)
         above = textwrap.wrap(comment, WIDTH - 6, break_long_words=False)
@@ -453,7 +457,7 @@ class _Module:
         unpacked = len(lines)
         for ln, expr in self.bw_lines:
             if self.fast:
-                lines.append(self._fast_group([ln.target], self._bw_comment(ln)))
+                lines.append(self._fast_group(ln.target, self._bw_comment(ln)))
             else:
                 lines.append(_line(_assign(ln.target, expr), self._bw_comment(ln)))
         if self.buffers:  # backward writes into the workspace

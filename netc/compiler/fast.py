@@ -33,7 +33,7 @@ _UNARY = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.Abs: "abs", sp.sign:
 
 @dataclass
 class Emitter:
-    """Writes one statement at a time; remembers the buffers (and their shapes) it used."""
+    """Writes one statement at a time; remembers the temporaries and rows it used."""
 
     symbol_shapes: dict[sp.Symbol, Shape]
     temps: dict[str, Shape] = field(default_factory=dict)  # temporary buffer -> shape
@@ -378,7 +378,7 @@ def share_buffers(steps: list[tuple[str, Shape | None, frozenset[str], frozenset
     values read after the last step (the returned gradients): they keep a buffer of their
     own, or the next forward() would overwrite them. A value takes over a buffer of its
     shape whose value was last read before its own statement, or is last read by it and
-    may be overwritten there (``np.multiply(grad_h1, dh1_dz1, out=grad_h1)``), the
+    may be overwritten there (``np.greater(h1, 0, out=grad_z1)`` into h1's buffer), the
     operand's first; other reads of its own statement keep their buffers (an in-place
     chain of ufuncs may overwrite an operand before its last read). First come, first
     served, so it is deterministic. Returns value -> (the buffer's first owner, the value

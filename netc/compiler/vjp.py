@@ -75,18 +75,13 @@ def unbroadcast(expr: sp.Expr, full: bool, out: Shape, arg: Shape) -> Grad:
     return Grad(expr, True)
 
 
-def local_derivative(node: Node, i: int, args: tuple[sp.Expr, ...], out: sp.Expr) -> sp.Expr:
-    """d out / d args[i] of an elementwise node, in its forward values: the node's output
-    wherever the function's derivative is written with it (``sigmoid' = h * (1 - h)``)."""
-    expr = node.attr("expr")
-    values = {placeholder(k): v for k, v in enumerate(args)}
-    local = sp.diff(expr, placeholder(i)).xreplace(values)
-    return local.xreplace({expr.xreplace(values): out})
-
-
 def _ewise_rule(i: int) -> Callable[[Ctx], Grad]:
     def rule(c: Ctx) -> Grad:
-        local = local_derivative(c.node, i, c.args, c.out)
+        expr = c.node.attr("expr")
+        local = sp.diff(expr, placeholder(i))
+        values = {placeholder(k): v for k, v in enumerate(c.args)}
+        forward = expr.xreplace(values)
+        local = local.xreplace(values).xreplace({forward: c.out})
         if c.g.full or not c.is_array(local):
             return unbroadcast(c.g.expr * local, c.g.full, c.node.shape, c.arg_shapes[i])
         # a scalar upstream gradient times a local derivative smaller than the output

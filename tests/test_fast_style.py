@@ -11,7 +11,7 @@ import pytest
 from conftest import SPECS
 
 import netc
-from netc.compiler.fast import in_place_operands, share_buffers
+from netc.compiler.fast import Step, Temp, in_place_operands, share_buffers
 from netc.runtime.gradcheck import off_kinks, resolve_dims, sample_inputs
 from netc.runtime.loader import load_source
 
@@ -130,29 +130,51 @@ def test_fast_style_is_ruff_clean(tmp_path):
 
 def test_share_buffers_takes_over_only_dead_buffers_of_its_shape():
     n, none = ("n", 4), frozenset()
-    steps = [("z1", n, frozenset({"x"}), none), ("h1", n, frozenset({"z1"}), none),
-             ("loss", None, frozenset({"h1"}), none),
-             ("grad_h1", n, frozenset({"h1"}), none),  # h1 is read here: not its buffer
-             ("grad_z1", n, frozenset({"grad_h1"}), none),  # h1 was last read at step 3
-             ("grad_W", (4, 4), frozenset({"grad_z1", "x"}), none),
-             ("grad_b", (4,), frozenset({"grad_z1"}), none)]
+    steps = [Step("z1", n, frozenset({"x"}), none), Step("h1", n, frozenset({"z1"}), none),
+             Step("loss", None, frozenset({"h1"}), none),
+             Step("grad_h1", n, frozenset({"h1"}), none),  # h1 is read here: not its buffer
+             Step("grad_z1", n, frozenset({"grad_h1"}), none),  # h1 was last read at step 3
+             Step("grad_W", (4, 4), frozenset({"grad_z1", "x"}), none),
+             Step("grad_b", (4,), frozenset({"grad_z1"}), none)]
     kept = frozenset({"grad_W", "grad_b"})
     assert share_buffers(steps, kept) == {"grad_h1": ("z1", "z1"), "grad_z1": ("h1", "h1")}
     # a value read in its own statement keeps its buffer until after it
-    steps[4] = ("grad_z1", n, frozenset({"grad_h1", "h1"}), none)
+    steps[4] = Step("grad_z1", n, frozenset({"grad_h1", "h1"}), none)
     assert share_buffers(steps, kept) == {"grad_h1": ("z1", "z1")}
     # unless the statement may overwrite it (it reads it before it first writes): then the
     # operand computed first gives its buffer
-    steps[4] = ("grad_z1", n, frozenset({"grad_h1", "h1"}), frozenset({"grad_h1", "h1"}))
+    steps[4] = Step("grad_z1", n, frozenset({"grad_h1", "h1"}), frozenset({"grad_h1", "h1"}))
     assert share_buffers(steps, kept) == {"grad_h1": ("z1", "z1"), "grad_z1": ("h1", "h1")}
     # ... only if it is not read again
-    steps[4] = ("grad_z1", n, frozenset({"grad_h1"}), frozenset({"grad_h1"}))
-    steps[5] = ("grad_W", (4, 4), frozenset({"grad_z1", "grad_h1"}), none)
+    steps[4] = Step("grad_z1", n, frozenset({"grad_h1"}), frozenset({"grad_h1"}))
+    steps[5] = Step("grad_W", (4, 4), frozenset({"grad_z1", "grad_h1"}), none)
     assert share_buffers(steps, kept) == {"grad_h1": ("z1", "z1"), "grad_z1": ("h1", "h1")}
-    steps[5] = ("grad_W", (4, 4), frozenset({"grad_z1", "x"}), none)
+    steps[5] = Step("grad_W", (4, 4), frozenset({"grad_z1", "x"}), none)
     # a returned gradient never takes one over (the next forward() would overwrite it)
-    steps[4] = ("grad_z1", n, frozenset({"grad_h1"}), frozenset({"grad_h1"}))
+    steps[4] = Step("grad_z1", n, frozenset({"grad_h1"}), frozenset({"grad_h1"}))
     assert share_buffers(steps, frozenset({"grad_z1"})) == {"grad_h1": ("z1", "z1")}
+
+
+def test_share_buffers_gives_temporaries_buffers_of_their_own_for_their_statement():
+    n, none = ("n", 4), frozenset()
+    both = frozenset({"grad_h", "h"})
+    # grad_z = grad_h * h * (1 - h): grad_z over grad_h, (1 - h) over h, both last read here
+    steps = [Step("h", n, frozenset({"x"}), none), Step("grad_h", n, frozenset({"x"}), none),
+             Step("grad_z", n, both, frozenset({"grad_h"}), (Temp("t", n, both),)),
+             Step("grad_W", (4, 4), frozenset({"grad_z", "x"}), none)]
+    kept = frozenset({"grad_W"})
+    assert share_buffers(steps, kept) == {"grad_z": ("grad_h", "grad_h"), "t": ("h", "h")}
+    # two temporaries of one statement never share, nor share the value's buffer
+    steps[2] = Step("grad_z", n, both, both, (Temp("t", n, both), Temp("u", n, both)))
+    assert share_buffers(steps, kept) == {"grad_z": ("h", "h"), "t": ("grad_h", "grad_h")}
+    # a temporary's buffer is free after its statement; it keeps naming the value it held
+    steps[2] = Step("grad_z", n, both, frozenset({"grad_h"}), (Temp("t", n, both),))
+    steps.insert(3, Step("v", n, frozenset({"grad_z"}), none))
+    assert share_buffers(steps, kept) == {"grad_z": ("grad_h", "grad_h"), "t": ("h", "h"),
+                                          "v": ("h", "h")}
+    # an operand read after the temporary is first written keeps its buffer
+    steps[2] = Step("grad_z", n, both, frozenset({"grad_h"}), (Temp("t", n, none),))
+    assert share_buffers(steps, kept) == {"grad_z": ("grad_h", "grad_h"), "v": ("h", "h")}
 
 
 @pytest.mark.parametrize(("lines", "want"), [

@@ -9,7 +9,7 @@ import sympy as sp
 from netc import __version__
 from netc.compiler import BANNER, helpers, sym
 from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
-from netc.compiler.fast import Emitter, in_place_operands, share_buffers
+from netc.compiler.fast import Emitter, Step, Temp, in_place_operands, share_buffers
 from netc.compiler.functions import DerivativeFunction, ElementwiseFn, NetFunction
 from netc.compiler.ir import Graph, Node, placeholder
 from netc.compiler.names import Namer
@@ -219,37 +219,84 @@ class _Module:
 
     def _plan_in_place(self) -> None:
         """The fast style: every staged computation of forward() and backward() written
-        in place, in the order they run, and which buffers they share (see
-        :func:`netc.compiler.fast.share_buffers`)."""
+        in place, in the order they run, and which buffers they and their temporaries
+        share (see :func:`netc.compiler.fast.share_buffers`)."""
         steps = []
         for n in self._staged_nodes(None):
             expr = self._reuse(n, forward_expr(n, [self.value(a) for a in n.args]))
             steps.append((n.name, n.shape, expr))
         steps += [(ln.target, ln.node.shape, expr) for ln, expr in self.bw_lines]
-        planned = []
-        for target, shape, expr in steps:
-            reads = frozenset(s.name for s in expr.free_symbols)
-            lines = self.emitter.statement(target, expr, shape)
+        reads = [frozenset(s.name for s in expr.free_symbols) for _, _, expr in steps]
+        last = {name: i for i, names in enumerate(reads) for name in names}
+        kept = frozenset(s.name for _, e in self.bw.outputs for s in e.free_symbols)
+        planned: list[Step] = []
+        temps: dict[str, tuple[str, int]] = {}  # temporary's key -> (its name, its line)
+        buffered: dict[str, tuple] = {}  # the values with a buffer: their shapes
+        for i, (target, shape, expr) in enumerate(steps):
+            dying = frozenset(r for r in reads[i] - kept
+                              if last[r] == i and buffered.get(r) == shape)
+            lines = self._emit(target, expr, shape, dying)
             if lines is None:  # no buffer: as readable
                 self.in_place[target] = [_assign(target, expr)]
-                planned.append((target, None, reads, frozenset()))
-            else:
-                self.in_place[target] = lines
-                planned.append((target, shape, reads, in_place_operands(lines, target) & reads))
-        kept = frozenset(s.name for _, e in self.bw.outputs for s in e.free_symbols)
-        slots = share_buffers(planned, kept)
-        for target, shape, reads, _ in planned:
-            if shape is None:
+                planned.append(Step(target, None, reads[i], frozenset()))
                 continue
-            slot, before = slots.get(target, (target, None))
-            self.buffers.setdefault(slot, shape)
-            fetch = f"{target} = ws[{slot!r}]"
+            self.in_place[target] = lines
+            buffered[target] = shape
+            own = []
+            for name, (temp_shape, at) in self.emitter.temps.items():
+                key = f"{name} of {target}"
+                temps[key] = (name, at)
+                own.append(Temp(key, temp_shape, in_place_operands(lines, name) & reads[i]))
+            planned.append(Step(target, shape, reads[i],
+                                in_place_operands(lines, target) & reads[i], tuple(own)))
+        slots = share_buffers(planned, kept)
+        names: dict[str, str] = {}  # a temporary's own buffer -> its workspace name
+
+        def buffer(slot: str) -> str:
+            if slot in temps:
+                return names.setdefault(slot, f"_tmp{len(names)}")
+            return slot
+
+        def fetch(name: str, key: str, shape: tuple, reads: frozenset[str]) -> str:
+            slot, before = slots.get(key, (key, None))
+            self.buffers.setdefault(buffer(slot), shape)
+            line = f"{name} = ws[{buffer(slot)!r}]"
             if before in reads:
-                fetch += f"  # over {before}, read here for the last time"
-            elif before is not None:
-                fetch += f"  # {before} is not read again: its buffer"
-            self.in_place[target] = [fetch, *self.in_place[target]]
-        self.buffers.update(self.emitter.temps)
+                return line + f"  # over {before}, read here for the last time"
+            if before is not None and before not in temps:
+                return line + f"  # {before} is not read again: its buffer"
+            return line
+
+        for step in planned:
+            if step.shape is None:
+                continue
+            lines = self.in_place[step.value]
+            for temp in step.temps:
+                name, at = temps[temp.name]
+                lines[at] = fetch(name, temp.name, temp.shape, step.reads)
+            lines.insert(0, fetch(step.value, step.value, step.shape, step.reads))
+
+    def _emit(self, target: str, expr: sp.Expr, shape: tuple,
+              dying: frozenset[str]) -> list[str] | None:
+        """The fast lines of one statement. Where they would not let ``target`` take over
+        the buffer of an operand read here for the last time, the emitter may start from
+        one (``dying``) instead; that order is kept when the temporaries it adds can take
+        over other such operands (sigmoid': grad_z2 over grad_h2, 1 - h2 over h2), so that
+        it saves a buffer rather than moving one."""
+        lines = self.emitter.statement(target, expr, shape)
+        if lines is None or not dying or in_place_operands(lines, target) & dying:
+            return lines
+        plain = len(self.emitter.temps)
+        led = self.emitter.statement(target, expr, shape, dying)
+        taken = in_place_operands(led, target) & dying
+        spare = dying - taken
+        for name, (temp_shape, _) in self.emitter.temps.items():
+            over = in_place_operands(led, name) & spare if temp_shape == shape else set()
+            if over:
+                spare -= {min(over)}
+        if taken and len(self.emitter.temps) - plain <= len(dying - taken) - len(spare):
+            return led
+        return self.emitter.statement(target, expr, shape)
 
     def value(self, node_id: int) -> sp.Expr:
         n = self.g.nodes[node_id]

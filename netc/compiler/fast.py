@@ -1,13 +1,14 @@
 """The fast emission style: each staged computation written into a buffer that is made
 once per batch shape and reused, with NumPy's ``out=`` arguments instead of temporaries.
 
-``grad_z2 = grad_h2 * h2 * (1 - h2)`` becomes three in-place ufunc calls into the buffer
-of ``grad_z2``::
+``grad_z2 = grad_h2 * h2 * (1 - h2)`` becomes three in-place ufunc calls, into the buffer
+of ``grad_h2`` and, for ``1 - h2``, that of ``h2``: both are read here for the last time::
 
-    grad_z2 = ws['grad_z2']
-    np.subtract(1, h2, out=grad_z2)
-    np.multiply(grad_z2, h2, out=grad_z2)
-    np.multiply(grad_z2, grad_h2, out=grad_z2)
+    grad_z2 = ws['grad_h2']  # over grad_h2, read here for the last time
+    np.multiply(grad_h2, h2, out=grad_z2)
+    _tmp0 = ws['z2']  # over h2, read here for the last time
+    np.subtract(1, h2, out=_tmp0)
+    np.multiply(grad_z2, _tmp0, out=grad_z2)
 
 Anything the emitter does not know how to do in place is written as in the readable
 style, so the fast style is never wrong where the readable one is right.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
@@ -36,7 +38,8 @@ class Emitter:
     """Writes one statement at a time; remembers the temporaries and rows it used."""
 
     symbol_shapes: dict[sp.Symbol, Shape]
-    temps: dict[str, Shape] = field(default_factory=dict)  # temporary buffer -> shape
+    # the last statement's temporaries: name -> (shape, the index of the line binding it)
+    temps: dict[str, tuple[Shape, int]] = field(default_factory=dict)
     constants: dict[str, tuple[Shape, float]] = field(default_factory=dict)  # a row of a number
     lines: list[str] = field(default_factory=list)
 
@@ -84,14 +87,20 @@ class Emitter:
         return self.is_scalar(e)
 
     # -- statements
-    def statement(self, target: str, expr: sp.Expr, shape: Shape) -> list[str] | None:
+    def statement(self, target: str, expr: sp.Expr, shape: Shape,
+                  dying: frozenset[str] = frozenset()) -> list[str] | None:
         """The lines computing ``expr`` into the buffer the caller binds to ``target``
         first (``target = ws[...]``), or None where it gets no buffer (a scalar, or no
-        in-place form): then it is the readable style's one assignment."""
+        in-place form): then it is the readable style's one assignment. The lines bind
+        each temporary in :attr:`temps` to ``ws[name]``; the caller may replace that line
+        to give it another buffer. ``dying`` are operands read here for the last time
+        whose buffers the target could take over: a product or sum starts from one of
+        them, so that it is read before the target is first written."""
         if not shape or self.shape_of(expr) is None:
             return None
         self.lines = []
-        self._used: set[str] = set()
+        self.temps = {}
+        self._target, self._dying = target, dying
         result = self._into(self._share(expr, shape), target, shape)
         if result != target:
             self.lines.append(f"np.copyto({target}, {result})")
@@ -118,12 +127,8 @@ class Emitter:
         return reduced.xreplace(back) if replacements else expr
 
     def _temp(self, shape: Shape) -> str:
-        name = next((t for t, s in self.temps.items() if s == shape and t not in self._used),
-                    None)
-        if name is None:
-            name = f"_tmp{len(self.temps)}"
-            self.temps[name] = shape
-        self._used.add(name)
+        name = f"_tmp{len(self.temps)}"
+        self.temps[name] = (shape, len(self.lines))
         self.lines.append(f"{name} = ws[{name!r}]")
         return name
 
@@ -251,6 +256,12 @@ class Emitter:
             acc = self._into(sp.Add(*(-a for a in arrays)), dst, shape)
             self.lines.append(f"np.subtract({to_code(scalar)}, {acc}, out={dst})")
             return dst
+        elif lead := next((a for a in arrays if isinstance(a, sp.Symbol)
+                           and a.name in self._dying and dst == self._target), None):
+            # grad_h2 * h2 * (1 - h2) from grad_h2, which grad_z2's buffer can then be:
+            # the names first, what needs a temporary last
+            acc = to_code(lead)
+            rest = sorted((a for a in arrays if a is not lead), key=lambda a: not self.is_leaf(a))
         else:
             acc, rest = self._into(_heaviest(arrays), dst, shape), _rest(arrays)
         for a in rest:
@@ -368,47 +379,83 @@ def _elementwise(t: ast.stmt) -> bool:
                                    and isinstance(getattr(np, name, None), np.ufunc))
 
 
-def share_buffers(steps: list[tuple[str, Shape | None, frozenset[str], frozenset[str]]],
-                  kept: frozenset[str]) -> dict[str, tuple[str, str]]:
-    """Which values may write into the buffer of an earlier value that is no longer used.
+class Temp(NamedTuple):
+    """A temporary of a statement, for :func:`share_buffers`."""
 
-    ``steps`` are the staged computations in the order they run (forward, then backward):
-    (value, the shape of its buffer or None if it gets none, the names it reads, those of
-    them it may overwrite as it goes: see :func:`in_place_operands`). ``kept`` are the
+    name: str  # unique in the module
+    shape: Shape
+    overwritable: frozenset[str]  # the statement's operands it may write over
+
+
+class Step(NamedTuple):
+    """A staged computation, for :func:`share_buffers`."""
+
+    value: str
+    shape: Shape | None  # of its buffer; None if it gets none
+    reads: frozenset[str]
+    overwritable: frozenset[str]  # of ``reads``: see :func:`in_place_operands`
+    temps: tuple[Temp, ...] = ()
+
+
+def share_buffers(steps: list[Step], kept: frozenset[str]) -> dict[str, tuple[str, str]]:
+    """Which values (and temporaries) may write into the buffer of an earlier value that is
+    no longer used.
+
+    ``steps`` are the staged computations in the order they run (forward, then backward),
+    with the names each reads, those of them it may overwrite as it goes (see
+    :func:`in_place_operands`) and its temporaries. ``kept`` are the
     values read after the last step (the returned gradients): they keep a buffer of their
     own, or the next forward() would overwrite them. A value takes over a buffer of its
     shape whose value was last read before its own statement, or is last read by it and
     may be overwritten there (``np.greater(h1, 0, out=grad_z1)`` into h1's buffer), the
     operand's first; other reads of its own statement keep their buffers (an in-place
-    chain of ufuncs may overwrite an operand before its last read). First come, first
-    served, so it is deterministic. Returns value -> (the buffer's first owner, the value
-    whose buffer it was until then), for the values that take one over.
+    chain of ufuncs may overwrite an operand before its last read). A temporary does the
+    same after its statement's value, each into a buffer of its own (they are all live at
+    once), and leaves it at the end of the statement. First come, first served, so it is
+    deterministic. Returns name -> (the buffer's first owner, the value whose buffer it
+    was until then), for the values and temporaries that take one over.
     """
     last: dict[str, int] = {}
-    for i, (_, _, reads, _) in enumerate(steps):
-        for name in reads:
+    for i, step in enumerate(steps):
+        for name in step.reads:
             last[name] = i
     free: list[str] = []  # buffers whose value is dead, in the order they died
     owner: dict[str, str] = {}  # value -> buffer
     holder: dict[str, str] = {}  # buffer -> the value it holds (or last held)
     dies: dict[int, list[str]] = {}  # step -> buffers free after it
     out: dict[str, tuple[str, str]] = {}
-    shape_of = {v: shape for v, shape, _, _ in steps}
-    step_of = {v: i for i, (v, _, _, _) in enumerate(steps)}  # the order values are computed
-    for i, (value, shape, _, overwritable) in enumerate(steps):
+    shape_of = {s.value: s.shape for s in steps}
+    shape_of.update((t.name, t.shape) for s in steps for t in s.temps)
+    step_of = {s.value: i for i, s in enumerate(steps)}  # the order values are computed
+
+    def take(i: int, shape: Shape, overwritable: frozenset[str], busy: list[str]) -> str | None:
+        dying = [owner[v] for v in sorted(overwritable & owner.keys(), key=step_of.get)
+                 if last[v] == i and shape_of[owner[v]] == shape and owner[v] not in busy]
+        if dying:
+            dies[i].remove(dying[0])
+            return dying[0]
+        slot = next((b for b in free if shape_of[b] == shape), None)
+        if slot is not None:
+            free.remove(slot)
+        return slot
+
+    for i, (value, shape, _, overwritable, temps) in enumerate(steps):
+        busy: list[str] = []  # the buffers this step writes into
         if shape is not None and value not in kept:
-            dying = [owner[v] for v in sorted(overwritable & owner.keys(), key=step_of.get)
-                     if last[v] == i and shape_of[owner[v]] == shape]
-            slot = dying[0] if dying else next((b for b in free if shape_of[b] == shape),
-                                               None)
-            if slot in dying:
-                dies[i].remove(slot)
-            elif slot is not None:
-                free.remove(slot)
+            slot = take(i, shape, overwritable, busy)
             if slot is not None:
                 out[value] = (slot, holder[slot])
             owner[value] = slot or value
             holder[owner[value]] = value
             dies.setdefault(last.get(value, i), []).append(owner[value])
+            busy.append(owner[value])
+        for temp in temps:
+            slot = take(i, temp.shape, temp.overwritable, busy)
+            if slot is not None:  # its holder stays the value that was there
+                out[temp.name] = (slot, holder[slot])
+            else:
+                holder[temp.name] = temp.name
+            busy.append(slot or temp.name)
+            dies.setdefault(i, []).append(slot or temp.name)
         free.extend(dies.pop(i, []))
     return out

@@ -91,7 +91,6 @@ def workspace(n, dtype):
             'h2': np.empty((n, 1), dtype),
             'grad_W2': np.empty((100, 1), dtype),
             'grad_h1': np.empty((n, 100), dtype),
-            'grad_z1': np.empty((n, 100), dtype),
             'grad_W1': np.empty((2, 100), dtype),
         }
     return ws
@@ -149,10 +148,11 @@ def backward(cache, scale=1.0):
     grad_h1 = ws['grad_h1']
     np.matmul(grad_z2, W2.T, out=grad_h1)
     # [n, 100] dL/dz1, sigmoid'(z1) = h1 * (1 - h1)  (line 7)
-    grad_z1 = ws['grad_z1']
-    np.subtract(1, h1, out=grad_z1)
-    np.multiply(grad_z1, grad_h1, out=grad_z1)
-    np.multiply(grad_z1, h1, out=grad_z1)
+    grad_z1 = ws['grad_h1']  # over grad_h1, read here for the last time
+    np.multiply(grad_h1, h1, out=grad_z1)
+    _tmp0 = ws['z1']  # over h1, read here for the last time
+    np.subtract(1, h1, out=_tmp0)
+    np.multiply(grad_z1, _tmp0, out=grad_z1)
     # [2, 100] dL/dW1  (line 7)
     grad_W1 = ws['grad_W1']
     np.matmul(x.T, grad_z1, out=grad_W1)

@@ -94,10 +94,8 @@ def workspace(n, dtype):
             'o': np.empty((n, 4), dtype),
             'grad_W3': np.empty((4, 6), dtype),
             'grad_h2': np.empty((n, 6), dtype),
-            'grad_z2': np.empty((n, 6), dtype),
             'grad_W2': np.empty((6, 8), dtype),
             'grad_h1': np.empty((n, 8), dtype),
-            'grad_z1': np.empty((n, 8), dtype),
             'grad_W1': np.empty((8, 10), dtype),
         }
     return ws
@@ -165,10 +163,11 @@ def backward(cache, scale=1.0):
     grad_h2 = ws['grad_h2']
     np.matmul(grad_o, W3, out=grad_h2)
     # [n, 6] dL/dz2, sigmoid'(z2) = h2 * (1 - h2)  (line 8)
-    grad_z2 = ws['grad_z2']
-    np.subtract(1, h2, out=grad_z2)
-    np.multiply(grad_z2, grad_h2, out=grad_z2)
-    np.multiply(grad_z2, h2, out=grad_z2)
+    grad_z2 = ws['grad_h2']  # over grad_h2, read here for the last time
+    np.multiply(grad_h2, h2, out=grad_z2)
+    _tmp0 = ws['z2']  # over h2, read here for the last time
+    np.subtract(1, h2, out=_tmp0)
+    np.multiply(grad_z2, _tmp0, out=grad_z2)
     # [6, 8] dL/dW2  (line 8)
     grad_W2 = ws['grad_W2']
     np.matmul(grad_z2.T, h1, out=grad_W2)
@@ -176,10 +175,11 @@ def backward(cache, scale=1.0):
     grad_h1 = ws['grad_h1']
     np.matmul(grad_z2, W2, out=grad_h1)
     # [n, 8] dL/dz1, sigmoid'(z1) = h1 * (1 - h1)  (line 8)
-    grad_z1 = ws['grad_z1']
-    np.subtract(1, h1, out=grad_z1)
-    np.multiply(grad_z1, grad_h1, out=grad_z1)
-    np.multiply(grad_z1, h1, out=grad_z1)
+    grad_z1 = ws['grad_h1']  # over grad_h1, read here for the last time
+    np.multiply(grad_h1, h1, out=grad_z1)
+    _tmp0 = ws['z1']  # over h1, read here for the last time
+    np.subtract(1, h1, out=_tmp0)
+    np.multiply(grad_z1, _tmp0, out=grad_z1)
     # [8, 10] dL/dW1  (line 8)
     grad_W1 = ws['grad_W1']
     np.matmul(grad_z1.T, x, out=grad_W1)

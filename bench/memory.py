@@ -12,10 +12,10 @@ beyond its params and inputs. Two figures per candidate:
 
 Counted in bytes from NumPy's own allocations, not the process's resident size, so that
 neither the allocator's caching nor other candidates' memory blur it. Every candidate takes
-one step before any is traced, so that what the interpreter and NumPy allocate once per
-process (caches that first calls fill) is counted against none of them: at N=3 that was
-several hundred bytes, as much as the differences being measured, and it fell on whichever
-candidate ran first.
+one step before any is traced, so that the caches first calls fill are counted against none
+of them (at N=3 that was several hundred bytes, and it fell on whichever candidate ran
+first). What still moves small figures is Python's own reuse of freed objects: at N=3 a
+step's peak depends on what the process ran before by a few hundred bytes (see results.md).
 """
 
 from __future__ import annotations

@@ -45,6 +45,24 @@ def test_fast_equals_readable(name):
             np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-14, err_msg=k)
 
 
+def test_temporaries_never_take_a_spec_name():
+    # the spec's _tmp0 and _tmp1 keep their own variables and buffers; sigmoid' needs a
+    # temporary (1 - h over h), and so does the second line's product
+    text = ("input x: [n, 3]\ntarget y: [n, 3]\nparam W: [3, 3]\n_tmp0 = x @ W\n"
+            "_tmp1 = sigmoid(_tmp0)\nloss = sum((_tmp1 * tanh(_tmp1) - y)^2)\n")
+    readable, fast = (load_source(netc.compile_spec(text, "t.net", style=s), f"tmpnames_{s}")
+                      for s in ("readable", "fast"))
+    source = netc.compile_spec(text, "t.net", style="fast")
+    assert "_tmp2 = ws[" in source and "_tmp0 = ws['_tmp0']" in source
+    params = readable.init_params(0)
+    inputs = sample_inputs(readable, seed=0)
+    want_loss, want = run(readable, params, inputs)
+    got_loss, got = run(fast, params, inputs)
+    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-12)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-14, err_msg=k)
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_fast_backward_scale_multiplies_every_gradient(name):
     # backward(cache, scale=s) is the gradient of s * loss (an SGD step passes s = lr); its

@@ -9,7 +9,7 @@ import sympy as sp
 from netc import __version__
 from netc.compiler import BANNER, helpers, sym
 from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
-from netc.compiler.fast import Emitter, Step, Temp, in_place_operands, share_buffers
+from netc.compiler.fast import Emitter, Step, Temp, free_name, in_place_operands, share_buffers
 from netc.compiler.functions import DerivativeFunction, ElementwiseFn, NetFunction
 from netc.compiler.ir import Graph, Node, placeholder
 from netc.compiler.names import Namer
@@ -176,7 +176,7 @@ class _Module:
         shapes_of = {value_symbol(n): n.shape for n in graph.nodes if n.shape}
         shapes_of.update({sp.Symbol(ln.target, real=True): ln.node.shape
                           for ln in self.bw.lines if ln.node.shape})
-        self.emitter = Emitter(shapes_of)
+        self.emitter = Emitter(shapes_of, self.namer.taken)
         self.buffers: dict[str, tuple] = {}  # the fast style's workspace: name -> shape
         self.in_place: dict[str, list[str]] = {}  # value -> the fast style's lines for it
         if self.fast:
@@ -253,9 +253,9 @@ class _Module:
         names: dict[str, str] = {}  # a temporary's own buffer -> its workspace name
 
         def buffer(slot: str) -> str:
-            if slot in temps:
-                return names.setdefault(slot, f"_tmp{len(names)}")
-            return slot
+            if slot in temps and slot not in names:
+                names[slot] = free_name("_tmp", self.namer.taken | set(names.values()))
+            return names.get(slot, slot)
 
         def fetch(name: str, key: str, shape: tuple, reads: frozenset[str]) -> str:
             slot, before = slots.get(key, (key, None))

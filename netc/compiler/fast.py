@@ -17,6 +17,7 @@ style, so the fast style is never wrong where the readable one is right.
 from __future__ import annotations
 
 import ast
+import itertools
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -38,6 +39,7 @@ class Emitter:
     """Writes one statement at a time; remembers the temporaries and rows it used."""
 
     symbol_shapes: dict[sp.Symbol, Shape]
+    taken: set[str] = field(default_factory=set)  # the module's names: no temporary's
     # the last statement's temporaries: name -> (shape, the index of the line binding it)
     temps: dict[str, tuple[Shape, int]] = field(default_factory=dict)
     constants: dict[str, tuple[Shape, float]] = field(default_factory=dict)  # a row of a number
@@ -127,7 +129,7 @@ class Emitter:
         return reduced.xreplace(back) if replacements else expr
 
     def _temp(self, shape: Shape) -> str:
-        name = f"_tmp{len(self.temps)}"
+        name = free_name("_tmp", self.taken | self.temps.keys())
         self.temps[name] = (shape, len(self.lines))
         self.lines.append(f"{name} = ws[{name!r}]")
         return name
@@ -296,6 +298,11 @@ class Emitter:
         else:
             self.lines.append(f"np.power({arg}, {to_code(exp)}, out={dst})")
         return dst
+
+
+def free_name(base: str, taken) -> str:
+    """``base0``, ``base1``, ...: the first not in ``taken``."""
+    return next(f"{base}{k}" for k in itertools.count() if f"{base}{k}" not in taken)
 
 
 def _applies_a_function(e: sp.Expr) -> bool:

@@ -54,6 +54,8 @@ def test_temporaries_never_take_a_spec_name():
                       for s in ("readable", "fast"))
     source = netc.compile_spec(text, "t.net", style="fast")
     assert "_tmp2 = ws[" in source and "_tmp0 = ws['_tmp0']" in source
+    # _tmp1 * loss_1 - y: the product, then one subtraction (not y * -1 and an addition)
+    assert "np.subtract(_tmp2, y, out=_tmp2)" in source and ", -1, out=" not in source
     params = readable.init_params(0)
     inputs = sample_inputs(readable, seed=0)
     want_loss, want = run(readable, params, inputs)

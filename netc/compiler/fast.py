@@ -312,7 +312,11 @@ def _applies_a_function(e: sp.Expr) -> bool:
 
 
 def _weight(e: sp.Expr) -> int:
-    # a matrix product is the one piece that can be written straight into the target
+    # a matrix product is the one piece that can be written straight into the target; a
+    # negated name is no work of its own: it is subtracted (h * t - y: the product first,
+    # then np.subtract, not y * -1 into a buffer and the product into another)
+    if isinstance(-e, sp.Symbol):
+        return 0
     return sp.count_ops(e) + (0 if e.is_Atom else 1) + (100 if e.has(sym.MatMul) else 0)
 
 

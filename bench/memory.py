@@ -6,16 +6,18 @@ beyond its params and inputs. Two figures per candidate:
 
 * **first step**: a fresh candidate's first step, counting the buffers a style keeps
   between steps (the fast style's workspace is allocated then);
-* **later steps**: the highest peak of three steps after it, plus whatever the candidate
-  keeps allocated between steps (the workspace), i.e. what a training loop holds at its
-  worst moment once it runs.
+* **later steps**: the highest peak of three steps after it, plus what the candidate keeps
+  allocated between steps (what dropping the fast style's workspace frees; nothing for the
+  others), i.e. what a training loop holds at its worst moment once it runs.
 
 Counted in bytes from NumPy's own allocations, not the process's resident size, so that
 neither the allocator's caching nor other candidates' memory blur it. Every candidate takes
 one step before any is traced, so that the caches first calls fill are counted against none
 of them (at N=3 that was several hundred bytes, and it fell on whichever candidate ran
-first). What still moves small figures is Python's own reuse of freed objects: at N=3 a
-step's peak depends on what the process ran before by a few hundred bytes (see results.md).
+first). What is kept between steps is measured by dropping it, not as what the first step
+left allocated: that also holds the small objects Python and NumPy keep for reuse once freed
+(dicts, array dimensions), a few hundred bytes at N=3 that depend on what the process ran
+before. The peaks themselves still move by about that much at N=3 (see results.md).
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ def _traced(fn: Callable[[], object]) -> tuple[int, int]:
     return peak - base, current - base
 
 
-def measure(c: Candidate) -> tuple[int, int]:
-    """(first step, later steps) peak bytes of one candidate; see the module docstring."""
+def measure(c: Candidate, release: Callable[[], object]) -> tuple[int, int]:
+    """(first step, later steps) peak bytes of one candidate; see the module docstring.
+    ``release()`` drops what the candidate keeps between steps."""
     with np.errstate(all="ignore"):
-        first, kept = _traced(c.step)
+        first, _ = _traced(c.step)
         later = max(_traced(c.step)[0] for _ in range(LATER_STEPS))
-    return first, later + kept
+    _, change = _traced(release)  # negative: the bytes it freed
+    return first, later + max(0, -change)
 
 
 def measure_workload(w: Workload, dtype: type) -> dict[str, tuple[int, int]]:
@@ -63,14 +67,21 @@ def measure_workload(w: Workload, dtype: type) -> dict[str, tuple[int, int]]:
         # one candidate at a time, built just before it is measured
         names = [c.name for c in numpy_candidates(w, init64, inputs64, dtype, {})
                  if c.check is not None]
+        # modules are loaded once per run: their workspaces are dropped before each
+        # candidate (so that its first step allocates and counts them) and after it
+        workspaces = [getattr(load_style(w, style, np.dtype(dtype).name), "_WORKSPACES", {})
+                      for style in STYLES]
+
+        def release() -> None:
+            for ws in workspaces:
+                ws.clear()
+            gc.collect()
+
         for name in names:
-            for style in STYLES:  # modules are loaded once per run: drop their workspaces,
-                # made while timing, so that the first step here allocates (and counts) them
-                mod = load_style(w, style, np.dtype(dtype).name)
-                getattr(mod, "_WORKSPACES", {}).clear()
+            release()
             cand = next(c for c in numpy_candidates(w, init64, inputs64, dtype, {})
                         if c.name == name)
-            out[name] = measure(cand)
+            out[name] = measure(cand, release)
             del cand
     finally:
         tracemalloc.stop()

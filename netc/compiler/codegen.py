@@ -235,7 +235,7 @@ class _Module:
         for i, (target, shape, expr) in enumerate(steps):
             dying = frozenset(r for r in reads[i] - kept
                               if last[r] == i and buffered.get(r) == shape)
-            lines = self._emit(target, expr, shape, dying)
+            lines, temps_here = self._emit(target, expr, shape, dying)
             if lines is None:  # no buffer: as readable
                 self.in_place[target] = [_assign(target, expr)]
                 planned.append(Step(target, None, reads[i], frozenset()))
@@ -243,7 +243,7 @@ class _Module:
             self.in_place[target] = lines
             buffered[target] = shape
             own = []
-            for name, (temp_shape, at) in self.emitter.temps.items():
+            for name, (temp_shape, at) in temps_here.items():
                 key = f"{name} of {target}"
                 temps[key] = (name, at)
                 own.append(Temp(key, temp_shape, in_place_operands(lines, name) & reads[i]))
@@ -276,27 +276,28 @@ class _Module:
                 lines[at] = fetch(name, temp.name, temp.shape, step.reads)
             lines.insert(0, fetch(step.value, step.value, step.shape, step.reads))
 
-    def _emit(self, target: str, expr: sp.Expr, shape: tuple,
-              dying: frozenset[str]) -> list[str] | None:
-        """The fast lines of one statement. Where they would not let ``target`` take over
-        the buffer of an operand read here for the last time, the emitter may start from
-        one (``dying``) instead; that order is kept when the temporaries it adds can take
-        over other such operands (sigmoid': grad_z2 over grad_h2, 1 - h2 over h2), so that
-        it saves a buffer rather than moving one."""
-        lines = self.emitter.statement(target, expr, shape)
+    def _emit(self, target: str, expr: sp.Expr, shape: tuple, dying: frozenset[str]
+              ) -> tuple[list[str] | None, dict[str, tuple]]:
+        """The fast lines of one statement and their temporaries (see
+        :meth:`Emitter.statement`). Where the lines would not let ``target`` take over the
+        buffer of an operand read here for the last time, the emitter may start from one
+        (``dying``) instead; that order is kept when each temporary it adds can take over
+        another such operand (sigmoid': grad_z2 over grad_h2, 1 - h2 over h2), so that it
+        saves a buffer rather than moving one."""
+        plain = self.emitter.statement(target, expr, shape), dict(self.emitter.temps)
+        lines, temps = plain
         if lines is None or not dying or in_place_operands(lines, target) & dying:
-            return lines
-        plain = len(self.emitter.temps)
+            return plain
         led = self.emitter.statement(target, expr, shape, dying)
         taken = in_place_operands(led, target) & dying
-        spare = dying - taken
+        spare, matched = dying - taken, 0
         for name, (temp_shape, _) in self.emitter.temps.items():
             over = in_place_operands(led, name) & spare if temp_shape == shape else set()
             if over:
-                spare -= {min(over)}
-        if taken and len(self.emitter.temps) - plain <= len(dying - taken) - len(spare):
-            return led
-        return self.emitter.statement(target, expr, shape)
+                spare, matched = spare - {min(over)}, matched + 1
+        if taken and len(self.emitter.temps) - len(temps) <= matched:
+            return led, dict(self.emitter.temps)
+        return plain
 
     def value(self, node_id: int) -> sp.Expr:
         n = self.g.nodes[node_id]

@@ -30,19 +30,23 @@ def run(mod, params, inputs):
     return float(loss), {k: np.array(v) for k, v in grads.items()}  # copies: buffers are reused
 
 
+def assert_agree(readable, fast, params, inputs):
+    """Both styles give the same loss and gradients at ``params`` and ``inputs``."""
+    want_loss, want = run(readable, params, inputs)
+    got_loss, got = run(fast, params, inputs)
+    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-12, atol=1e-300)
+    assert want.keys() == got.keys()
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-14, err_msg=k)
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_fast_equals_readable(name):
     readable, fast = both(name)
     for seed, extra in ((0, 0), (1, 2)):  # two calls, the second with a larger batch
         dims = {d: v + extra for d, v in resolve_dims(readable).items()}
         params = off_kinks(readable.init_params(seed), seed)
-        inputs = sample_inputs(readable, dims, seed)
-        want_loss, want = run(readable, params, inputs)
-        got_loss, got = run(fast, params, inputs)
-        np.testing.assert_allclose(got_loss, want_loss, rtol=1e-12, atol=1e-300)
-        assert want.keys() == got.keys()
-        for k in want:
-            np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-14, err_msg=k)
+        assert_agree(readable, fast, params, sample_inputs(readable, dims, seed))
 
 
 def test_temporaries_never_take_a_spec_name():
@@ -53,16 +57,25 @@ def test_temporaries_never_take_a_spec_name():
     readable, fast = (load_source(netc.compile_spec(text, "t.net", style=s), f"tmpnames_{s}")
                       for s in ("readable", "fast"))
     source = netc.compile_spec(text, "t.net", style="fast")
-    assert "_tmp2 = ws[" in source and "_tmp0 = ws['_tmp0']" in source
+    assert "_tmp2 = ws." in source and "_tmp0 = ws._tmp0\n" in source
     # _tmp1 * loss_1 - y: the product, then one subtraction (not y * -1 and an addition)
     assert "np.subtract(_tmp2, y, out=_tmp2)" in source and ", -1, out=" not in source
     params = readable.init_params(0)
-    inputs = sample_inputs(readable, seed=0)
-    want_loss, want = run(readable, params, inputs)
-    got_loss, got = run(fast, params, inputs)
-    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-12)
-    for k in want:
-        np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-14, err_msg=k)
+    assert_agree(readable, fast, params, sample_inputs(readable, seed=0))
+
+
+def test_workspace_slots_are_unique_and_unmangled():
+    # a value named like relu's row of zeros keeps its own buffer; a value whose name Python
+    # would mangle inside the Workspace class (__z) has its buffer under another slot name
+    text = ("layout rows\ninput x: [n, 10]\ntarget y: [n, 3]\nparam W1: [10, 8]\n"
+            "param W2: [8, 3]\n"
+            "x -> W1 as __z -> relu as __h -> relu as zeros_8 -> W2 -> softmax -> ce(y)\n")
+    readable, fast = (load_source(netc.compile_spec(text, "t.net", style=s), f"slots_{s}")
+                      for s in ("readable", "fast"))
+    slots = fast.Workspace.__slots__
+    assert len(set(slots)) == len(slots) and "zeros_8" in slots and "__z" not in slots
+    params = off_kinks(readable.init_params(0), 0)
+    assert_agree(readable, fast, params, sample_inputs(readable, seed=0))
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -204,7 +217,7 @@ def test_share_buffers_gives_temporaries_buffers_of_their_own_for_their_statemen
     (["np.subtract(1, h2, out=g)", "np.multiply(g, grad_h2, out=g)",
       "np.multiply(g, h2, out=g)"], set()),
     # a temporary computed first reads z before g is written
-    (["_tmp0 = ws['_tmp0']", "np.tanh(z, out=_tmp0)", "np.multiply(_tmp0, a, out=g)",
+    (["_tmp0 = ws._tmp0", "np.tanh(z, out=_tmp0)", "np.multiply(_tmp0, a, out=g)",
       "np.add(g, b, out=g)"], {"z", "a", "_tmp0"}),
     # a matrix product must not write over its operands
     (["np.matmul(a, b, out=g)", "np.add(g, c, out=g)"], set()),

@@ -120,6 +120,11 @@ def _shape_text(shape) -> str:
     return fmt(shape)
 
 
+def _private(name: str) -> bool:
+    """Python mangles such a name inside a class body (``__slots__`` too), not outside."""
+    return name.startswith("__") and not name.endswith("__")
+
+
 def _tuple_code(shape) -> str:
     """A shape as a Python tuple expression: symbolic dims are the bound variables."""
     items = [d if isinstance(d, str) else repr(d) for d in shape]
@@ -250,17 +255,20 @@ class _Module:
             planned.append(Step(target, shape, reads[i],
                                 in_place_operands(lines, target) & reads[i], tuple(own)))
         slots = share_buffers(planned, kept)
-        names: dict[str, str] = {}  # a temporary's own buffer -> its workspace name
+        names: dict[str, str] = {}  # a buffer not named after its value -> its slot
 
         def buffer(slot: str) -> str:
-            if slot in temps and slot not in names:
-                names[slot] = free_name("_tmp", self.namer.taken | set(names.values()))
+            if slot not in names and (slot in temps or _private(slot)):
+                # a temporary's own buffer takes a name no value has; so does a value's
+                # whose name Python would mangle in the Workspace class's __slots__
+                taken = self.namer.taken | self.emitter.constants.keys() | set(names.values())
+                names[slot] = free_name("_tmp" if slot in temps else f"buf{slot}_", taken)
             return names.get(slot, slot)
 
         def fetch(name: str, key: str, shape: tuple, reads: frozenset[str]) -> str:
             slot, before = slots.get(key, (key, None))
             self.buffers.setdefault(buffer(slot), shape)
-            line = f"{name} = ws[{buffer(slot)!r}]"
+            line = f"{name} = ws.{buffer(slot)}"
             if before in reads:
                 return line + f"  # over {before}, read here for the last time"
             if before is not None and before not in temps:
@@ -315,12 +323,17 @@ class _Module:
         return "\n\n".join(p.rstrip("\n") for p in parts if p) + "\n"
 
     def _workspace(self) -> str:
-        """``workspace(n, dtype)``: every buffer of the fast style, made once per shape."""
+        """``workspace(n, dtype)``: every buffer of the fast style, made once per shape, as
+        the slots of a ``Workspace``: a dict of eight takes 270 bytes more, and at N=3 that
+        is what tipped a step's peak memory past hand-written NumPy's."""
         dims = [d for d, _, _ in self.g.dims]
-        rows = [f"            {name!r}: np.empty({_tuple_code(shape)}, dtype),"
+        rows = [f"        ws.{name} = np.empty({_tuple_code(shape)}, dtype)"
                 for name, shape in self.buffers.items()]
-        rows += [f"            {name!r}: {_filled(shape, v)},"
+        rows += [f"        ws.{name} = {_filled(shape, v)}"
                  for name, (shape, v) in self.emitter.constants.items()]
+        names = [repr(name) for name in [*self.buffers, *self.emitter.constants]]
+        slots = textwrap.wrap(", ".join(names) + ("," if len(names) == 1 else ""), WIDTH - 20,
+                              break_long_words=False, break_on_hyphens=False)
         key = "(" + "".join(f"{d}, " for d in dims) + "np.dtype(dtype))"
         close = '"' * 3
         rows_doc = ["    " + line for line in textwrap.wrap(
@@ -328,6 +341,9 @@ class _Module:
             f"and np.minimum (faster than the number itself).{close}", WIDTH - 16,
             break_long_words=False)] if self.emitter.constants else []
         return "\n".join([
+            "class Workspace:",
+            '    """The buffers of one batch shape and dtype, by name: see workspace()."""', "",
+            "    __slots__ = (" + ("\n" + " " * 18).join(slots) + ")", "", "",
             "_WORKSPACES = {}", "", "",
             f"def workspace({', '.join([*dims, 'dtype'])}):",
             '    """The buffers forward() and backward() write into, made on first use for each',
@@ -340,7 +356,7 @@ class _Module:
             f"    key = {key}",
             "    ws = _WORKSPACES.get(key)",
             "    if ws is None:",
-            "        ws = _WORKSPACES[key] = {", *rows, "        }",
+            "        ws = _WORKSPACES[key] = Workspace()", *rows,
             "    return ws"])
 
     def _header(self) -> str:

@@ -4,9 +4,9 @@ once per batch shape and reused, with NumPy's ``out=`` arguments instead of temp
 ``grad_z2 = grad_h2 * h2 * (1 - h2)`` becomes three in-place ufunc calls, into the buffer
 of ``grad_h2`` and, for ``1 - h2``, that of ``h2``: both are read here for the last time::
 
-    grad_z2 = ws['grad_h2']  # over grad_h2, read here for the last time
+    grad_z2 = ws.grad_h2  # over grad_h2, read here for the last time
     np.multiply(grad_h2, h2, out=grad_z2)
-    _tmp0 = ws['z2']  # over h2, read here for the last time
+    _tmp0 = ws.z2  # over h2, read here for the last time
     np.subtract(1, h2, out=_tmp0)
     np.multiply(grad_z2, _tmp0, out=grad_z2)
 
@@ -43,6 +43,7 @@ class Emitter:
     # the last statement's temporaries: name -> (shape, the index of the line binding it)
     temps: dict[str, tuple[Shape, int]] = field(default_factory=dict)
     constants: dict[str, tuple[Shape, float]] = field(default_factory=dict)  # a row of a number
+    words: dict[float, str] = field(default_factory=dict)  # a number -> its rows' first word
     lines: list[str] = field(default_factory=list)
 
     # -- shapes
@@ -92,9 +93,9 @@ class Emitter:
     def statement(self, target: str, expr: sp.Expr, shape: Shape,
                   dying: frozenset[str] = frozenset()) -> list[str] | None:
         """The lines computing ``expr`` into the buffer the caller binds to ``target``
-        first (``target = ws[...]``), or None where it gets no buffer (a scalar, or no
+        first (``target = ws.name``), or None where it gets no buffer (a scalar, or no
         in-place form): then it is the readable style's one assignment. The lines bind
-        each temporary in :attr:`temps` to ``ws[name]``; the caller may replace that line
+        each temporary in :attr:`temps` to ``ws.name``; the caller may replace that line
         to give it another buffer. ``dying`` are operands read here for the last time
         whose buffers the target could take over: a product or sum starts from one of
         them, so that it is read before the target is first written."""
@@ -131,7 +132,7 @@ class Emitter:
     def _temp(self, shape: Shape) -> str:
         name = free_name("_tmp", self.taken | self.temps.keys())
         self.temps[name] = (shape, len(self.lines))
-        self.lines.append(f"{name} = ws[{name!r}]")
+        self.lines.append(f"{name} = ws.{name}")
         return name
 
     def _row(self, number: sp.Expr, shape: Shape) -> str:
@@ -140,13 +141,16 @@ class Emitter:
         with a row of zeros 25 us (float64: 61 and 52 us)."""
         value = float(number)
         row = shape[-1:]
-        word = {0.0: "zeros", 1.0: "ones", -1.0: "minus_ones"}.get(value)
-        if word is None:
-            word = next((n.rsplit("_", 1)[0] for n, (_, v) in self.constants.items()
-                         if v == value), f"const{len({v for _, v in self.constants.values()})}")
-        name = f"{word}_{row[0]}"
-        self.constants[name] = (row, value)
-        return f"ws[{name!r}]"
+        name = next((n for n, c in self.constants.items() if c == (row, value)), None)
+        if name is None:
+            word = {0.0: "zeros", 1.0: "ones", -1.0: "minus_ones"}.get(value) or self.words.get(
+                value, f"const{len({v for _, v in self.constants.values()})}")
+            self.words[value] = word
+            name = f"{word}_{row[0]}"
+            if name in self.taken:  # a spec value's name, and so its buffer's
+                name = free_name(name + "_", self.taken | self.constants.keys())
+            self.constants[name] = (row, value)
+        return f"ws.{name}"
 
     def _operand(self, e: sp.Expr, shape: Shape) -> str:
         """``e`` as an operand: itself if a leaf, else computed into a temporary."""

@@ -14,13 +14,17 @@ import numpy as np
 def softmax(a, axis):
     """exp(a) / sum(exp(a)) along axis, shifted by the max so that exp cannot overflow."""
     e = np.exp(a - a.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    e /= e.sum(axis=axis, keepdims=True)  # in place: one array fewer alive at once
+    return e
 
 
 def log_softmax(a, axis):
     """log(softmax(a)) without overflow or log(0)."""
     shifted = a - a.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    lse = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    out = shifted.astype(lse.dtype, copy=False)  # integer logits: float, as exp made them
+    out -= lse  # in place: one array fewer alive at once, where a broadcast costs most
+    return out
 
 
 def logsumexp(a, axis=None, keepdims=False):

@@ -13,7 +13,7 @@ GENERATED = frozenset({
     "DIMS", "LAYOUT", "BATCH_DIM", "OUTPUT", "DTYPE", "softmax", "log_softmax", "logsumexp", "erf",
     "one_hot",
     "SHAPES", "INTEGER", "missing_param", "shape_mismatch", "locals", "ValueError",
-    "ws", "workspace", "_WORKSPACES",
+    "ws", "workspace", "_WORKSPACES", "Workspace",
 })
 
 

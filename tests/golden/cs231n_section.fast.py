@@ -73,6 +73,12 @@ def init_params(seed=0):
         'W2': np.zeros((100, 1)),
     }
 
+class Workspace:
+    """The buffers of one batch shape and dtype, by name: see workspace()."""
+
+    __slots__ = ('z1', 'z2', 'h2', 'grad_W2', 'grad_h1', 'grad_W1')
+
+
 _WORKSPACES = {}
 
 
@@ -85,14 +91,13 @@ def workspace(n, dtype):
     key = (n, np.dtype(dtype))
     ws = _WORKSPACES.get(key)
     if ws is None:
-        ws = _WORKSPACES[key] = {
-            'z1': np.empty((n, 100), dtype),
-            'z2': np.empty((n, 1), dtype),
-            'h2': np.empty((n, 1), dtype),
-            'grad_W2': np.empty((100, 1), dtype),
-            'grad_h1': np.empty((n, 100), dtype),
-            'grad_W1': np.empty((2, 100), dtype),
-        }
+        ws = _WORKSPACES[key] = Workspace()
+        ws.z1 = np.empty((n, 100), dtype)
+        ws.z2 = np.empty((n, 1), dtype)
+        ws.h2 = np.empty((n, 1), dtype)
+        ws.grad_W2 = np.empty((100, 1), dtype)
+        ws.grad_h1 = np.empty((n, 100), dtype)
+        ws.grad_W1 = np.empty((2, 100), dtype)
     return ws
 
 def forward(params, x, y):
@@ -106,19 +111,19 @@ def forward(params, x, y):
         raise ValueError(shape_mismatch(SHAPES, locals(), INTEGER))
     ws = workspace(n, x.dtype)
     # [n, 100] z1 = x W1  (line 7)
-    z1 = ws['z1']
+    z1 = ws.z1
     np.matmul(x, W1, out=z1)
     # [n, 100] h1 = sigmoid(z1)  (line 7)
-    h1 = ws['z1']  # over z1, read here for the last time
+    h1 = ws.z1  # over z1, read here for the last time
     np.multiply(z1, 0.5, out=h1)
     np.tanh(h1, out=h1)
     np.multiply(h1, 0.5, out=h1)
     np.add(h1, 1 / 2, out=h1)
     # [n, 1] z2 = h1 W2  (line 7)
-    z2 = ws['z2']
+    z2 = ws.z2
     np.matmul(h1, W2, out=z2)
     # [n, 1] h2 = sigmoid(z2)  (line 7)
-    h2 = ws['h2']
+    h2 = ws.h2
     np.multiply(z2, 0.5, out=h2)
     np.tanh(h2, out=h2)
     np.multiply(h2, 0.5, out=h2)
@@ -138,23 +143,23 @@ def backward(cache, scale=1.0):
     y = cache['y']
     ws = cache['ws']
     # [n, 1] dL/dz2  (line 7)
-    grad_z2 = ws['h2']  # over h2, read here for the last time
+    grad_z2 = ws.h2  # over h2, read here for the last time
     np.subtract(h2, y, out=grad_z2)
     np.multiply(grad_z2, scale / n, out=grad_z2)
     # [100, 1] dL/dW2  (line 7)
-    grad_W2 = ws['grad_W2']
+    grad_W2 = ws.grad_W2
     np.matmul(h1.T, grad_z2, out=grad_W2)
     # [n, 100] dL/dh1  (line 7)
-    grad_h1 = ws['grad_h1']
+    grad_h1 = ws.grad_h1
     np.matmul(grad_z2, W2.T, out=grad_h1)
     # [n, 100] dL/dz1, sigmoid'(z1) = h1 * (1 - h1)  (line 7)
-    grad_z1 = ws['grad_h1']  # over grad_h1, read here for the last time
+    grad_z1 = ws.grad_h1  # over grad_h1, read here for the last time
     np.multiply(grad_h1, h1, out=grad_z1)
-    _tmp0 = ws['z1']  # over h1, read here for the last time
+    _tmp0 = ws.z1  # over h1, read here for the last time
     np.subtract(1, h1, out=_tmp0)
     np.multiply(grad_z1, _tmp0, out=grad_z1)
     # [2, 100] dL/dW1  (line 7)
-    grad_W1 = ws['grad_W1']
+    grad_W1 = ws.grad_W1
     np.matmul(x.T, grad_z1, out=grad_W1)
     return {'W1': grad_W1, 'W2': grad_W2}
 

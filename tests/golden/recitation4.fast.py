@@ -65,7 +65,10 @@ def shape_mismatch(declared, arrays, integer=()):
 def log_softmax(a, axis):
     """log(softmax(a)) without overflow or log(0)."""
     shifted = a - a.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    lse = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    out = shifted.astype(lse.dtype, copy=False)  # integer logits: float, as exp made them
+    out -= lse  # in place: one array fewer alive at once, where a broadcast costs most
+    return out
 
 def init_params(seed=0):
     """Initial values: the spec's where it gives them, random otherwise."""
@@ -75,6 +78,12 @@ def init_params(seed=0):
         'W2': rng.normal(0.0, 0.35355339059327373, size=(6, 8)),
         'W3': rng.normal(0.0, 0.4082482904638631, size=(4, 6)),
     }
+
+class Workspace:
+    """The buffers of one batch shape and dtype, by name: see workspace()."""
+
+    __slots__ = ('z1', 'z2', 'o', 'grad_W3', 'grad_h2', 'grad_W2', 'grad_h1', 'grad_W1')
+
 
 _WORKSPACES = {}
 
@@ -88,16 +97,15 @@ def workspace(n, dtype):
     key = (n, np.dtype(dtype))
     ws = _WORKSPACES.get(key)
     if ws is None:
-        ws = _WORKSPACES[key] = {
-            'z1': np.empty((n, 8), dtype),
-            'z2': np.empty((n, 6), dtype),
-            'o': np.empty((n, 4), dtype),
-            'grad_W3': np.empty((4, 6), dtype),
-            'grad_h2': np.empty((n, 6), dtype),
-            'grad_W2': np.empty((6, 8), dtype),
-            'grad_h1': np.empty((n, 8), dtype),
-            'grad_W1': np.empty((8, 10), dtype),
-        }
+        ws = _WORKSPACES[key] = Workspace()
+        ws.z1 = np.empty((n, 8), dtype)
+        ws.z2 = np.empty((n, 6), dtype)
+        ws.o = np.empty((n, 4), dtype)
+        ws.grad_W3 = np.empty((4, 6), dtype)
+        ws.grad_h2 = np.empty((n, 6), dtype)
+        ws.grad_W2 = np.empty((6, 8), dtype)
+        ws.grad_h1 = np.empty((n, 8), dtype)
+        ws.grad_W1 = np.empty((8, 10), dtype)
     return ws
 
 def forward(params, x, y):
@@ -113,29 +121,29 @@ def forward(params, x, y):
         raise ValueError(shape_mismatch(SHAPES, locals(), INTEGER))
     ws = workspace(n, x.dtype)
     # [n, 8] z1 = x W1^T  (line 8)
-    z1 = ws['z1']
+    z1 = ws.z1
     np.matmul(x, W1.T, out=z1)
     # [n, 8] h1 = sigmoid(z1)  (line 8)
-    h1 = ws['z1']  # over z1, read here for the last time
+    h1 = ws.z1  # over z1, read here for the last time
     np.multiply(z1, 0.5, out=h1)
     np.tanh(h1, out=h1)
     np.multiply(h1, 0.5, out=h1)
     np.add(h1, 1 / 2, out=h1)
     # [n, 6] z2 = h1 W2^T  (line 8)
-    z2 = ws['z2']
+    z2 = ws.z2
     np.matmul(h1, W2.T, out=z2)
     # [n, 6] h2 = sigmoid(z2)  (line 8)
-    h2 = ws['z2']  # over z2, read here for the last time
+    h2 = ws.z2  # over z2, read here for the last time
     np.multiply(z2, 0.5, out=h2)
     np.tanh(h2, out=h2)
     np.multiply(h2, 0.5, out=h2)
     np.add(h2, 1 / 2, out=h2)
     # [n, 4] o = h2 W3^T  (line 8)
-    o = ws['o']
+    o = ws.o
     np.matmul(h2, W3.T, out=o)
     logp = log_softmax(o, axis=1)           # [n, 4] logp = log softmax(o)  (line 8)
     # [n, 4] p = softmax(o)  (line 8)
-    p = ws['o']  # o is not read again: its buffer
+    p = ws.o  # o is not read again: its buffer
     np.exp(logp, out=p)
     loss = -(logp * y).sum()                # [] loss = ce(o, y)  (line 8)
     cache = {'W2': W2, 'W3': W3, 'h1': h1, 'h2': h2, 'p': p, 'x': x, 'y': y, 'ws': ws}
@@ -153,35 +161,35 @@ def backward(cache, scale=1.0):
     y = cache['y']
     ws = cache['ws']
     # [n, 4] dL/do  (line 8)
-    grad_o = ws['o']  # over p, read here for the last time
+    grad_o = ws.o  # over p, read here for the last time
     np.subtract(p, y, out=grad_o)
     np.multiply(grad_o, scale, out=grad_o)
     # [4, 6] dL/dW3  (line 8)
-    grad_W3 = ws['grad_W3']
+    grad_W3 = ws.grad_W3
     np.matmul(grad_o.T, h2, out=grad_W3)
     # [n, 6] dL/dh2  (line 8)
-    grad_h2 = ws['grad_h2']
+    grad_h2 = ws.grad_h2
     np.matmul(grad_o, W3, out=grad_h2)
     # [n, 6] dL/dz2, sigmoid'(z2) = h2 * (1 - h2)  (line 8)
-    grad_z2 = ws['grad_h2']  # over grad_h2, read here for the last time
+    grad_z2 = ws.grad_h2  # over grad_h2, read here for the last time
     np.multiply(grad_h2, h2, out=grad_z2)
-    _tmp0 = ws['z2']  # over h2, read here for the last time
+    _tmp0 = ws.z2  # over h2, read here for the last time
     np.subtract(1, h2, out=_tmp0)
     np.multiply(grad_z2, _tmp0, out=grad_z2)
     # [6, 8] dL/dW2  (line 8)
-    grad_W2 = ws['grad_W2']
+    grad_W2 = ws.grad_W2
     np.matmul(grad_z2.T, h1, out=grad_W2)
     # [n, 8] dL/dh1  (line 8)
-    grad_h1 = ws['grad_h1']
+    grad_h1 = ws.grad_h1
     np.matmul(grad_z2, W2, out=grad_h1)
     # [n, 8] dL/dz1, sigmoid'(z1) = h1 * (1 - h1)  (line 8)
-    grad_z1 = ws['grad_h1']  # over grad_h1, read here for the last time
+    grad_z1 = ws.grad_h1  # over grad_h1, read here for the last time
     np.multiply(grad_h1, h1, out=grad_z1)
-    _tmp0 = ws['z1']  # over h1, read here for the last time
+    _tmp0 = ws.z1  # over h1, read here for the last time
     np.subtract(1, h1, out=_tmp0)
     np.multiply(grad_z1, _tmp0, out=grad_z1)
     # [8, 10] dL/dW1  (line 8)
-    grad_W1 = ws['grad_W1']
+    grad_W1 = ws.grad_W1
     np.matmul(grad_z1.T, x, out=grad_W1)
     return {'W1': grad_W1, 'W2': grad_W2, 'W3': grad_W3}
 

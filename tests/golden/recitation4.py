@@ -65,7 +65,10 @@ def shape_mismatch(declared, arrays, integer=()):
 def log_softmax(a, axis):
     """log(softmax(a)) without overflow or log(0)."""
     shifted = a - a.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    lse = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    out = shifted.astype(lse.dtype, copy=False)  # integer logits: float, as exp made them
+    out -= lse  # in place: one array fewer alive at once, where a broadcast costs most
+    return out
 
 def init_params(seed=0):
     """Initial values: the spec's where it gives them, random otherwise."""

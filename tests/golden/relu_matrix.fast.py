@@ -71,6 +71,12 @@ def init_params(seed=0):
         'W2': rng.normal(0.0, 0.4472135954999579, size=(5, 3)),
     }
 
+class Workspace:
+    """The buffers of one batch shape and dtype, by name: see workspace()."""
+
+    __slots__ = ('z1', 'y', 'grad_W2', 'grad_h1', 'grad_W1', 'zeros_5')
+
+
 _WORKSPACES = {}
 
 
@@ -85,14 +91,13 @@ def workspace(N, dtype):
     key = (N, np.dtype(dtype))
     ws = _WORKSPACES.get(key)
     if ws is None:
-        ws = _WORKSPACES[key] = {
-            'z1': np.empty((N, 5), dtype),
-            'y': np.empty((N, 3), dtype),
-            'grad_W2': np.empty((5, 3), dtype),
-            'grad_h1': np.empty((N, 5), dtype),
-            'grad_W1': np.empty((4, 5), dtype),
-            'zeros_5': np.zeros((5,), dtype),
-        }
+        ws = _WORKSPACES[key] = Workspace()
+        ws.z1 = np.empty((N, 5), dtype)
+        ws.y = np.empty((N, 3), dtype)
+        ws.grad_W2 = np.empty((5, 3), dtype)
+        ws.grad_h1 = np.empty((N, 5), dtype)
+        ws.grad_W1 = np.empty((4, 5), dtype)
+        ws.zeros_5 = np.zeros((5,), dtype)
     return ws
 
 def forward(params, X):
@@ -106,13 +111,13 @@ def forward(params, X):
         raise ValueError(shape_mismatch(SHAPES, locals(), INTEGER))
     ws = workspace(N, X.dtype)
     # [N, 5] z1 = X W1  (line 6)
-    z1 = ws['z1']
+    z1 = ws.z1
     np.matmul(X, W1, out=z1)
     # [N, 5] h1 = relu(z1)  (line 7)
-    h1 = ws['z1']  # over z1, read here for the last time
-    np.maximum(z1, ws['zeros_5'], out=h1)
+    h1 = ws.z1  # over z1, read here for the last time
+    np.maximum(z1, ws.zeros_5, out=h1)
     # [N, 3] y = h1 W2  (line 8)
-    y = ws['y']
+    y = ws.y
     np.matmul(h1, W2, out=y)
     L = (y**2).sum()                        # [] L = sum(y ^ 2)  (line 9)
     cache = {'W2': W2, 'X': X, 'h1': h1, 'y': y, 'ws': ws}
@@ -127,20 +132,20 @@ def backward(cache, scale=1.0):
     y = cache['y']
     ws = cache['ws']
     # [N, 3] dL/dy  (line 9)
-    grad_y = ws['y']  # over y, read here for the last time
+    grad_y = ws.y  # over y, read here for the last time
     np.multiply(y, 2 * scale, out=grad_y)
     # [5, 3] dL/dW2  (line 8)
-    grad_W2 = ws['grad_W2']
+    grad_W2 = ws.grad_W2
     np.matmul(h1.T, grad_y, out=grad_W2)
     # [N, 5] dL/dh1  (line 8)
-    grad_h1 = ws['grad_h1']
+    grad_h1 = ws.grad_h1
     np.matmul(grad_y, W2.T, out=grad_h1)
     # [N, 5] dL/dz1, relu'(z1) = (h1 > 0)  (line 7)
-    grad_z1 = ws['z1']  # over h1, read here for the last time
+    grad_z1 = ws.z1  # over h1, read here for the last time
     np.greater(h1, 0, out=grad_z1)
     np.multiply(grad_z1, grad_h1, out=grad_z1)
     # [4, 5] dL/dW1  (line 6)
-    grad_W1 = ws['grad_W1']
+    grad_W1 = ws.grad_W1
     np.matmul(X.T, grad_z1, out=grad_W1)
     return {'W1': grad_W1, 'W2': grad_W2}
 

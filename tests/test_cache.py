@@ -3,6 +3,7 @@ or delete."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,3 +65,14 @@ def test_compile_spec_in_process_matches_cli_bytes(tmp_path):
                     str(out)], check=True, capture_output=True)
     assert out.read_text() == netc.compile_spec((SPECS / "gate.net").read_text(),
                                                 str(SPECS / "gate.net"))
+
+
+def test_prelude_functions_are_differentiated_only_when_used(tmp_path):
+    # custom_activation uses its own myswish, which calls sigmoid, and the mse loss: with an
+    # empty cache those are derived (and cached), none of the prelude's other functions
+    done = run_compile(tmp_path, "from netc.compiler.functions import prelude\n"
+                                 "sys.stderr.write(' '.join(sorted(n for n, f in "
+                                 "prelude().items() if 'derived' in vars(f))))")
+    assert done.stderr.split() == ["mse", "sigmoid"]
+    cached = (json.loads(p.read_text())["name"] for p in (tmp_path / "derivatives").iterdir())
+    assert sorted(cached) == ["mse", "myswish", "sigmoid"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -70,9 +71,22 @@ class ElementwiseFn:
     loss_reduce: str | None = None  # a loss fn: its default reduction ("mean" or "sum")
     text: str = ""  # the body as the definition wrote it
     key: str = ""  # what its derivatives depend on (for the derivative cache)
-    derivatives: tuple[sp.Expr, ...] = field(default=())
-    output_form: tuple[bool, ...] = field(default=())
     cls: type = field(default=NetFunction)
+    # () -> (derivatives, output_form): run once, on first use (see :func:`define`)
+    derive: Callable[[], tuple] | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def derived(self) -> tuple[tuple[sp.Expr, ...], tuple[bool, ...]]:
+        """Each partial derivative, and whether it is in terms of the output."""
+        return self.derive() if self.derive is not None else ((), ())
+
+    @property
+    def derivatives(self) -> tuple[sp.Expr, ...]:
+        return self.derived[0]
+
+    @property
+    def output_form(self) -> tuple[bool, ...]:
+        return self.derived[1]
 
     @property
     def call(self) -> sp.Expr:
@@ -353,13 +367,22 @@ def define(node: ast.FnDef, fns: dict[str, ElementwiseFn], origin: str,
                        node.loss_reduce, source_span(source, node.body.loc), cls=cls)
     cls.netc_fn = fn
     cache_key = _cache_key(fn, fns)
-    cached = _from_cache(fn, fns, cache_key)
-    if cached is None:
-        cached = _derive(fn, fns, node)
-        _to_cache(fn, cached, cache_key)
-    object.__setattr__(fn, "derivatives", cached[0])
-    object.__setattr__(fn, "output_form", cached[1])
+    before = dict(fns)  # the functions defined so far: what the derivatives may be put in
+
+    def derive():
+        cached = _from_cache(fn, before, cache_key)
+        if cached is None:
+            cached = _derive(fn, before, node)
+            _to_cache(fn, cached, cache_key)
+        return cached
+
     object.__setattr__(fn, "key", cache_key or "")
+    object.__setattr__(fn, "derive", derive)
+    # A prelude function is differentiated when a spec first uses it (deriving all 21 took
+    # most of a compile with an empty cache); a spec's own function now, so that its errors
+    # point at its definition.
+    if origin == "spec":
+        _ = fn.derived
     return fn
 
 
@@ -419,9 +442,14 @@ def _from_cache(fn: ElementwiseFn, fns: dict[str, ElementwiseFn], cache_key: str
     record = exprcache.read(cache_key)
     if not record or record.get("name") != fn.name:
         return None
-    helpers = {(f.name, type(d).index): type(d) for f in fns.values()
-               for d in f.derivatives if isinstance(d, DerivativeFunction)}
     scope = {**fns, fn.name: fn}
+
+    def helpers(name: str, index: int) -> type | None:
+        """The helper class of another function's derivative that the record calls."""
+        derivs = scope[name].derivatives if name in scope and name != fn.name else ()
+        d = derivs[index] if 0 <= index < len(derivs) else None
+        return type(d) if isinstance(d, DerivativeFunction) else None
+
     derivs, forms = [], []
     try:
         for var, rec in zip(fn.symbols, record["derivatives"], strict=True):

@@ -1,7 +1,7 @@
 """A disk cache for SymPy-derived derivatives, so that known functions cost no SymPy work.
 
 Deriving and tidying a function's derivatives takes SymPy tens of milliseconds, most of a
-cold compile (a prelude function is differentiated when a spec first uses it). The results
+cold compile; a prelude function is differentiated when a spec first uses it. The results
 are stored as JSON trees (no serialised objects, no text for SymPy to parse): each node
 names a class from a fixed list and its arguments, and loading rebuilds the expression with
 those constructors. A file that is missing, corrupt or from another version is ignored and

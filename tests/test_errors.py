@@ -30,6 +30,10 @@ CASES = [
     ("bad layout", GOOD.replace("torch", "torchy"), 1, "unknown layout", None),
     ("no loss", "input x: [n, 2]\n", 1, "no loss", None),
     ("bad character", "param a = 1\nloss L = a $ 2\n", 2, "unexpected character", None),
+    # the generated module's own names: a helper called np, a dim bound as workspace's key
+    ("function named np", "fn np(z) = 2 * z\n" + GOOD, 1, "cannot name a function",
+     "try 'np_'"),
+    ("dim named key", GOOD.replace("[n, ", "[key, "), 2, "cannot name a dim", "try 'key_'"),
 ]
 
 HEAD = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): error: (?P<msg>.+) \[E\d{3}\]$")

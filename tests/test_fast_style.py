@@ -64,16 +64,27 @@ def test_temporaries_never_take_a_spec_name():
     assert_agree(readable, fast, params, sample_inputs(readable, seed=0))
 
 
-def test_workspace_slots_are_unique_and_unmangled():
+SLOT_CASES = {
     # a value named like relu's row of zeros keeps its own buffer; a value whose name Python
     # would mangle inside the Workspace class (__z) has its buffer under another slot name
-    text = ("layout rows\ninput x: [n, 10]\ntarget y: [n, 3]\nparam W1: [10, 8]\n"
-            "param W2: [8, 3]\n"
-            "x -> W1 as __z -> relu as __h -> relu as zeros_8 -> W2 -> softmax -> ce(y)\n")
+    "zeros_8 and __z": ("layout rows\ninput x: [n, 10]\ntarget y: [n, 3]\nparam W1: [10, 8]\n"
+                        "param W2: [8, 3]\nx -> W1 as __z -> relu as __h -> relu as zeros_8 "
+                        "-> W2 -> softmax -> ce(y)\n", {"zeros_8"}),
+    # the row renamed for the value zeros_H has the name of the row for dim H_0: two rows
+    "zeros_H and H_0": ("input x: [n, H]\ninput u: [n, H_0]\nparam s: [1]\nzeros_H = x * s\n"
+                        "h1 = relu(zeros_H)\nh2 = relu(u * s)\nloss = sum(h1) + sum(h2)\n",
+                        {"zeros_H", "zeros_H_0", "zeros_H_0_0"}),
+}
+
+
+@pytest.mark.parametrize("case", SLOT_CASES)
+def test_workspace_slots_are_unique_and_unmangled(case):
+    text, names = SLOT_CASES[case]
     readable, fast = (load_source(netc.compile_spec(text, "t.net", style=s), f"slots_{s}")
                       for s in ("readable", "fast"))
     slots = fast.Workspace.__slots__
-    assert len(set(slots)) == len(slots) and "zeros_8" in slots and "__z" not in slots
+    assert len(set(slots)) == len(slots) and names <= set(slots)
+    assert not any(n.startswith("__") for n in slots)
     params = off_kinks(readable.init_params(0), 0)
     assert_agree(readable, fast, params, sample_inputs(readable, seed=0))
 

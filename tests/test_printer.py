@@ -28,6 +28,9 @@ CASES = [
     # masks only: max(z, -z)' is (z > 0) - (z < 0), which NumPy does not subtract as bools
     ("v = max(x @ W - 3, 3 - x @ W)", lambda x, W: np.abs(x @ W - 3)),
     ("v = -relu(x @ W - 3)", lambda x, W: -np.maximum(x @ W - 3, 0)),
+    # a mask plus a product of masks: NumPy's + of booleans is an or (1 + 1 would be 1)
+    ("h = x @ W - 2\nv = relu(h) + hard_tanh(h)",
+     lambda x, W: np.maximum(x @ W - 2, 0) + np.clip(x @ W - 2, -1, 1)),
 ]
 
 

@@ -343,7 +343,7 @@ class _Module:
         return "\n".join([
             "class Workspace:",
             '    """The buffers of one batch shape and dtype, by name: see workspace()."""', "",
-            "    __slots__ = (" + ("\n" + " " * 18).join(slots) + ")", "", "",
+            "    __slots__ = (" + ("\n" + " " * 17).join(slots) + ")", "", "",
             "_WORKSPACES = {}", "", "",
             f"def workspace({', '.join([*dims, 'dtype'])}):",
             '    """The buffers forward() and backward() write into, made on first use for each',

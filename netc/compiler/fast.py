@@ -147,7 +147,8 @@ class Emitter:
                 value, f"const{len({v for _, v in self.constants.values()})}")
             self.words[value] = word
             name = f"{word}_{row[0]}"
-            if name in self.taken:  # a spec value's name, and so its buffer's
+            if name in self.taken or name in self.constants:  # a spec value's (so its
+                # buffer's), or another row's: a renamed row can have a later row's name
                 name = free_name(name + "_", self.taken | self.constants.keys())
             self.constants[name] = (row, value)
         return f"ws.{name}"

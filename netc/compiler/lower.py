@@ -33,7 +33,7 @@ from netc.compiler.functions import (
     prelude,
 )
 from netc.compiler.ir import Graph, Node, Tensor, placeholder
-from netc.compiler.names import Namer, argument_problem
+from netc.compiler.names import Namer, argument_problem, definition_problem
 from netc.compiler.shapes import Shape, fmt
 
 LAYOUTS = ("rows", "torch", "columns")
@@ -160,6 +160,10 @@ class _Lowerer:
         if s.name in STRUCTURAL:
             raise NetNameError(f"'{s.name}' is structural and cannot be redefined",
                                s.name_loc, code="E205")
+        problem = definition_problem(s.name)
+        if problem:
+            raise NetNameError(f"{problem}, so it cannot name a function", s.name_loc,
+                               f"try '{s.name}_'", code="E213")
         self.fns[s.name] = define(s, self.fns, "spec", self.spec.source)
         self.namer.taken.update(self.fns[s.name].helper_names)
 
@@ -195,6 +199,10 @@ class _Lowerer:
                 if d.value in self.decls or d.value in self.fns:
                     raise NetNameError(f"dim '{d.value}' has the name of a declaration",
                                        d.loc, code="E208")
+                problem = definition_problem(d.value)
+                if problem:
+                    raise NetNameError(f"{problem}, so it cannot name a dim", d.loc,
+                                       f"try '{d.value}_'", code="E213")
                 axis = len(shape)
                 bound = self.dims.get(d.value)
                 binder = self.decls.get(bound[0]) if bound else None  # None: it failed

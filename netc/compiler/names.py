@@ -39,6 +39,16 @@ def argument_problem(name: str) -> str | None:
     return None
 
 
+def definition_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a dim or a function, or None: the generated module uses
+    both as they are (a dim is a local variable and an argument of ``workspace()``, a
+    function is a helper), so a Python keyword, a dunder name or one of its own names
+    would break it."""
+    if name in ("dtype", "key"):  # workspace()'s own argument and local
+        return f"the generated module uses the name '{name}' itself"
+    return argument_problem(name)
+
+
 class Namer:
     """Hands out unique Python identifiers, preferring the spec's own names."""
 

@@ -97,14 +97,17 @@ class NetPrinter(NumPyPrinter):
     def _print_Add(self, expr, order=None):
         terms = self.ordered_terms(expr)
         out = []
-        # masks only (max(z, -z)' = (z > 0) - (z < 0)): NumPy neither adds nor subtracts
-        # booleans as numbers, so the first is made a float and the others follow it
-        floated = all(_is_mask(t) or _is_mask(-t) for t in terms)
+        # NumPy adds two boolean arrays as a logical or, and refuses to negate or subtract
+        # them: the first term is made a float where it is a negated mask, or where it and
+        # the next are both masks (max(z, -z)' = (z > 0) - (z < 0)); the others follow it
+        first_float = _is_boolean(-terms[0]) or (
+            len(terms) > 1 and _is_boolean(terms[0])
+            and (_is_boolean(terms[1]) or _is_boolean(-terms[1])))
         for i, t in enumerate(terms):
-            if floated and i == 0:
-                text = (self._print(AsFloat(t)) if _is_mask(t) else
+            if i == 0 and first_float:
+                text = (self._print(AsFloat(t)) if _is_boolean(t) else
                         "-" + self._print(AsFloat(-t)))
-            elif _is_mask(-t):  # a subtraction: no negation of the boolean array itself
+            elif _is_boolean(-t):  # a subtraction: no negation of the boolean array itself
                 text = "-" + self._print(-t)
             else:
                 text = self._print(t)
@@ -282,6 +285,12 @@ def _is_mask(expr: sp.Expr) -> bool:
     """A step printed as a comparison, i.e. a boolean array (a max gate's split tie is
     np.heaviside's float)."""
     return isinstance(expr, sp.Heaviside) and not splits_ties(expr.args[0])
+
+
+def _is_boolean(expr: sp.Expr) -> bool:
+    """A mask, or a product of masks (NumPy's and of booleans is still a boolean array)."""
+    return _is_mask(expr) or (isinstance(expr, sp.Mul)
+                              and all(_is_boolean(f) for f in expr.args))
 
 
 def splits_ties(arg: sp.Expr) -> bool:

@@ -72,13 +72,13 @@ class ElementwiseFn:
     text: str = ""  # the body as the definition wrote it
     key: str = ""  # what its derivatives depend on (for the derivative cache)
     cls: type = field(default=NetFunction)
-    # () -> (derivatives, output_form): run once, on first use (see :func:`define`)
-    derive: Callable[[], tuple] | None = field(default=None, repr=False)
+    # fn -> (derivatives, output_form): run once, on first use (see :func:`define`)
+    derive: Callable[[ElementwiseFn], tuple] = field(kw_only=True, repr=False)
 
     @functools.cached_property
     def derived(self) -> tuple[tuple[sp.Expr, ...], tuple[bool, ...]]:
         """Each partial derivative, and whether it is in terms of the output."""
-        return self.derive() if self.derive is not None else ((), ())
+        return self.derive(self)
 
     @property
     def derivatives(self) -> tuple[sp.Expr, ...]:
@@ -364,26 +364,27 @@ def define(node: ast.FnDef, fns: dict[str, ElementwiseFn], origin: str,
     cls = type(node.name, (NetFunction,), {"nargs": len(symbols)})
     fn = ElementwiseFn(node.name, tuple(p.name for p in node.params),
                        tuple(p.default for p in node.params), symbols, body, node.loc, origin,
-                       node.loss_reduce, source_span(source, node.body.loc), cls=cls)
+                       node.loss_reduce, source_span(source, node.body.loc), cls=cls,
+                       # the functions defined so far: what the derivatives may be put in
+                       derive=functools.partial(_derived, fns=dict(fns), node=node))
     cls.netc_fn = fn
-    cache_key = _cache_key(fn, fns)
-    before = dict(fns)  # the functions defined so far: what the derivatives may be put in
-
-    def derive():
-        cached = _from_cache(fn, before, cache_key)
-        if cached is None:
-            cached = _derive(fn, before, node)
-            _to_cache(fn, cached, cache_key)
-        return cached
-
-    object.__setattr__(fn, "key", cache_key or "")
-    object.__setattr__(fn, "derive", derive)
+    object.__setattr__(fn, "key", _cache_key(fn, fns) or "")
     # A prelude function is differentiated when a spec first uses it (deriving all 21 took
     # most of a compile with an empty cache); a spec's own function now, so that its errors
     # point at its definition.
     if origin == "spec":
         _ = fn.derived
     return fn
+
+
+def _derived(fn: ElementwiseFn, fns: dict[str, ElementwiseFn], node: ast.FnDef):
+    """A definition's derivatives and output forms: from the cache, else from SymPy."""
+    key = fn.key or None  # None: not cacheable
+    cached = _from_cache(fn, fns, key)
+    if cached is None:
+        cached = _derive(fn, fns, node)
+        _to_cache(fn, cached, key)
+    return cached
 
 
 def _derive(fn: ElementwiseFn, fns: dict[str, ElementwiseFn], node: ast.FnDef):

@@ -63,11 +63,14 @@ def test_unstable_textbook_sigmoid_is_rewritten():
     ("fn f(z) = z > 0\nparam a = 1\nloss L = f(a)\n", 1, "comparison"),
     ("fn f(z, z) = z\nparam a = 1\nloss L = f(a)\n", 1, "appears twice"),
     ("param a = 1\nloss L = tanh(a, 2)\n", 2, "takes at most 1"),
+    ("fn np(z) = 2 * z\nparam a = 1\nloss L = np(a)\n", 1, "cannot name a function"),
 ])
 def test_function_errors_point_at_the_definition(text, line, message):
     with pytest.raises(NetError) as err:
         netc.compile_spec(text, "f.net")
     assert err.value.loc.line == line and message in err.value.message
+    # a failed definition is reported once: its uses are not unknown functions besides
+    assert len(getattr(err.value, "errors", [err.value])) == 1
 
 
 def test_override_replaces_a_prelude_function():

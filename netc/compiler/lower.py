@@ -392,6 +392,8 @@ class _Lowerer:
             raise NetTypeError(f"'{name}' is {self.decls[name].role}, not a param or function",
                                st.name_loc, code="E506")
         if st.kind == "name" and name not in self.fns and name not in STRUCTURAL:
+            if name in self.failed:  # its definition was reported
+                raise _Skip()
             raise NetNameError(f"unknown step '{name}'", st.name_loc,
                                did_you_mean(name, [*self.fns, *STRUCTURAL, *self._params()]),
                                code="E201")
@@ -578,6 +580,8 @@ class _Lowerer:
             return self._elementwise_primitive(e, base)
         if name in self.decls or name in self.env:
             raise NetTypeError(f"'{name}' is not a function", e.func_loc, code="E508")
+        if name in self.failed:  # its definition was reported
+            raise _Skip()
         raise NetNameError(f"unknown function '{name}'", e.func_loc,
                            did_you_mean(name, [*self.fns, *STRUCTURAL, *PRIMITIVES]),
                            code="E202")
@@ -1036,7 +1040,7 @@ def _defined_names(s) -> list[str]:
         return [s.name or "loss"]
     if isinstance(s, ast.Chain):
         return [st.alias for st in s.steps if st.alias]
-    if isinstance(s, ast.TensorDecl):
+    if isinstance(s, ast.TensorDecl | ast.FnDef):
         return [s.name]
     return []
 

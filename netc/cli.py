@@ -21,6 +21,13 @@ def _read(path: str) -> str:
         raise NetError(f"cannot read {path}: {e}", code="E002") from None
 
 
+def _source_or_none(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -387,15 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except NetError as e:
-        source = None
         spec = getattr(args, "spec", None)
-        if spec and e.loc is not None:
-            try:
-                source = Path(spec).read_text(encoding="utf-8")
-            except OSError:
-                source = None
-        where = spec if e.loc is not None else getattr(e, "path", None) or spec
-        print(e.format(source, where or "netc"), file=sys.stderr)
+        if e.filename is None and e.loc is not None and spec:
+            e.attach(_source_or_none(spec), spec)
+        elif e.filename is None and getattr(e, "path", None) is None:
+            e.attach(None, spec or "netc")
+        print(e, file=sys.stderr)
         return 2
     except OSError as e:  # a run directory or output file the runtime could not write
         print(f"{getattr(e, 'filename', None) or 'netc'}: error: cannot write: "

@@ -92,3 +92,25 @@ def test_statement_depending_on_a_failed_one_is_not_reported_again(tmp_path):
     assert res.returncode == 2
     heads = [ln for ln in res.stderr.splitlines() if "error:" in ln]
     assert len(heads) == 1 and "unknown name 'c'" in heads[0]
+
+
+@pytest.mark.parametrize("label,text,line,message,hint", CASES, ids=[c[0] for c in CASES])
+def test_python_api_error_reads_as_the_command_line_does(tmp_path, label, text, line, message,
+                                                         hint):
+    """From Python, str() of the error is what `netc compile` prints: the place, the source
+    line, the caret and the hint; its traceback holds no compiler frames."""
+    import traceback
+
+    import netc
+
+    spec = tmp_path / "bad.net"
+    spec.write_text(text)
+    res = subprocess.run([sys.executable, "-m", "netc.cli", "compile", str(spec), "-o",
+                          str(tmp_path / "bad.py")], capture_output=True, text=True)
+    with pytest.raises(netc.NetError) as info:
+        netc.compile_spec(text, str(spec))
+    assert str(info.value) + "\n" == res.stderr
+    assert HEAD.match(str(info.value).splitlines()[0])
+    frames = traceback.extract_tb(info.value.__traceback__)
+    assert not [f for f in frames if "/netc/compiler/" in f.filename.replace("\\", "/")
+                and not f.filename.endswith("__init__.py")]

@@ -36,7 +36,10 @@ def compile_spec(text: str, filename: str = "<spec>", wrt: tuple[str, ...] = (),
     from netc.compiler.lower import lower
     from netc.compiler.parser import parse
 
-    source = generate(lower(parse(text, filename), wrt=tuple(wrt)), style, dtype)
+    try:
+        source = generate(lower(parse(text, filename), wrt=tuple(wrt)), style, dtype)
+    except NetError as e:
+        raise _located(e, text, filename) from None
     cache.write("compiled", name, source)
     return source
 
@@ -48,7 +51,16 @@ def compile_stages(text: str, filename: str = "<spec>", wrt: tuple[str, ...] = (
     from netc.compiler.lower import lower
     from netc.compiler.parser import parse
 
-    return generate_stages(lower(parse(text, filename), wrt=tuple(wrt)))
+    try:
+        return generate_stages(lower(parse(text, filename), wrt=tuple(wrt)))
+    except NetError as e:
+        raise _located(e, text, filename) from None
+
+
+def _located(error: NetError, text: str, filename: str) -> NetError:
+    """A user error raised inside the compiler, given its spec and file name, and without
+    the compiler's own frames in its traceback: they say nothing about the spec."""
+    return error.attach(text, filename).with_traceback(None)
 
 
 __all__ = ["BANNER", "NetError", "compile_spec", "compile_stages"]

@@ -41,6 +41,20 @@ class NetError(Exception):
         self.hint = hint
         if code is not None:
             self.code = code
+        # the spec the error is in, once the compiler knows it (see attach)
+        self.source: str | None = None
+        self.filename: str | None = None
+
+    def attach(self, source: str | None, filename: str) -> NetError:
+        """Record the spec text and file name the error is in, so that ``str()`` shows the
+        place, the source line and the caret as the command line does; returns ``self``."""
+        if self.filename is None:
+            self.source, self.filename = source, filename
+        return self
+
+    def __str__(self) -> str:
+        where = self.filename or getattr(self, "path", None)
+        return self.format(self.source, where or ("<spec>" if self.loc else "netc"))
 
     def format(self, source: str | None = None, filename: str = "<spec>") -> str:
         """Render as ``file:line:col: error: message [code]`` plus caret and hint lines."""
@@ -73,6 +87,11 @@ class NetErrors(NetError):
         first = errors[0]
         super().__init__(first.message, first.loc, first.hint, first.code)
         self.errors = errors
+
+    def attach(self, source: str | None, filename: str) -> NetError:
+        for e in self.errors:
+            e.attach(source, filename)
+        return super().attach(source, filename)
 
     def format(self, source: str | None = None, filename: str = "<spec>") -> str:
         return "\n".join(e.format(source, filename) for e in self.errors)

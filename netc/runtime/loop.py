@@ -429,8 +429,7 @@ def _check_keys(arrays: Mapping[str, np.ndarray], path: Path) -> None:
 def _whole(arrays: Mapping[str, np.ndarray], key: str, lo: int, path: Path) -> int:
     a = arrays[key]
     if a.shape != () or a.dtype.kind not in "iu" or not lo <= int(a) <= runs.BIGGEST:
-        raise runs.checkpoint_error(f"'{key}' is not an integer from {lo} to {runs.BIGGEST}",
-                                    path)
+        raise runs.checkpoint_error(f"'{key}' is not an integer from {lo} to 2**62", path)
     return int(a)
 
 

@@ -160,18 +160,18 @@ def _resolve_total(steps: int | None, epochs: int | None, per_epoch: int) -> int
         return int(steps)
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
     _check_count("--epochs", epochs, 1)
-    _check_count("--epochs", epochs * per_epoch, 1, "steps")
+    if epochs * per_epoch > runs.BIGGEST:
+        raise train_error(f"--epochs {epochs} makes {epochs * per_epoch} steps, more than 2**62")
     return int(epochs) * per_epoch
 
 
-def _check_count(option: str, value: Any, lo: int, what: str = "") -> None:
+def _check_count(option: str, value: Any, lo: int) -> None:
     """``value`` is a whole number from ``lo`` to :data:`runs.BIGGEST` (NumPy's int64 wraps
     past it), else an E701 error naming ``option``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise train_error(f"{option} must be a whole number, not {value!r}")
     if not lo <= value <= runs.BIGGEST:
-        about = f" ({what})" if what else ""
-        raise train_error(f"{option} must be from {lo} to {runs.BIGGEST}{about}, not {value}")
+        raise train_error(f"{option} must be from {lo} to 2**62, not {value}")
 
 
 def _check_hyper(lr: float, optimizer: str, momentum: float, weight_decay: float) -> None:
@@ -274,8 +274,9 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
         spec_name = Path(net).name
         net, spec_text, module_text = load_net(net)
     _check_hyper(lr, optimizer, momentum, weight_decay)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise train_error(f"the seed must be a non-negative integer, not {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or \
+            not 0 <= seed <= runs.BIGGEST:
+        raise train_error(f"the seed must be an integer from 0 to 2**62, not {seed!r}")
     if not tuple(net.TRAINABLE):
         raise train_error("nothing to train: the spec has no trainable params", "E705",
                           hint="scalar params are frozen unless declared 'trainable'")
@@ -394,9 +395,9 @@ def _version() -> str:
     return __version__
 
 
-def _recorded(run_dir: Path, source: str) -> str:
+def _recorded(run_dir: Path, source: str | None) -> str | None:
     """A data source recorded in run.json: relative to the run, the cwd, or a toy set."""
-    if source.startswith("toy:") or Path(source).is_absolute():
+    if source is None or source.startswith("toy:") or Path(source).is_absolute():
         return source
     inside = run_dir / source
     return str(inside) if inside.exists() else source

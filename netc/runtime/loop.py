@@ -299,6 +299,8 @@ class Trainer:
         _check_keys(arrays, path)
         step = _whole(arrays, "meta/step", 0, path)
         total = _whole(arrays, "meta/total", 1, path) if "meta/total" in arrays else None
+        if total is not None and step > total:
+            raise runs.checkpoint_error(f"'meta/step' {step} is past 'meta/total' {total}", path)
         acc = arrays.get("meta/acc")
         if acc is None or acc.shape != (4,) or acc.dtype.kind != "f" or \
                 not np.all(np.isfinite(acc)):

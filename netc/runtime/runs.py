@@ -21,6 +21,7 @@ import io
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -97,10 +98,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+# atomic_write's temporary files: mkstemp's 8 random characters between name and suffix
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
 def remove_stale_temporaries(run_dir: Path) -> None:
-    """Remove the temporary files a killed writer left (only under :func:`locked`)."""
-    for name in RUN_FILES:
-        for tmp in run_dir.glob(f".{name}.*.tmp"):
+    """Remove the temporary files a killed writer left (only under :func:`locked`: then
+    no other process is writing one)."""
+    for tmp in run_dir.glob(".*.tmp"):
+        if _TEMPORARY.fullmatch(tmp.name) and tmp.is_file() and not tmp.is_symlink():
             tmp.unlink(missing_ok=True)
 
 

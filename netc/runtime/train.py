@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import sys
 import time
@@ -175,13 +176,13 @@ def _check_count(option: str, value: Any, lo: int) -> None:
 
 
 def _check_hyper(lr: float, optimizer: str, momentum: float, weight_decay: float) -> None:
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+    if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise train_error(f"the learning rate must be a positive number, not {lr!r}")
     if optimizer not in OPTIMIZERS:
         raise train_error(f"unknown optimizer {optimizer!r}", hint=f"use {', '.join(OPTIMIZERS)}")
-    if not (isinstance(momentum, int | float) and 0 <= momentum < 1):
+    if not (isinstance(momentum, numbers.Real) and 0 <= momentum < 1):
         raise train_error(f"--momentum must be in [0, 1), not {momentum}")
-    if not (isinstance(weight_decay, int | float) and math.isfinite(weight_decay)
+    if not (isinstance(weight_decay, numbers.Real) and math.isfinite(weight_decay)
             and weight_decay >= 0):
         raise train_error(f"--weight-decay must be a non-negative number, not {weight_decay}")
 
@@ -229,8 +230,10 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
     ``backward`` and updates the params in ``TRAINABLE``. A NaN or infinite loss,
     gradient or updated param stops training with ``status == "diverged"`` and a
     message naming the step, the tensor and the learning rate; ``params`` are then the
-    last ones whose loss and gradients were finite. A first Ctrl-C (SIGINT) stops at
-    the end of the current step with ``status == "interrupted"``.
+    last ones whose loss and gradients were finite. A first Ctrl-C (SIGINT) or SIGTERM
+    stops at the end of the current step with ``status == "interrupted"`` (and, with
+    ``out``, saves); a second one aborts with KeyboardInterrupt, after the checkpoint
+    being written, if one is, is whole.
 
     Args:
         net: A module from :func:`netc.load`, or the path of a spec.
@@ -266,7 +269,8 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
             options have been checked, just before the first step.
 
     Raises:
-        NetError: For unusable options, data or run directories (never for divergence).
+        NetError: For unusable options, data or run directories (never for divergence);
+            E707 when another process is using ``out``.
     """
     spec_text = module_text = None
     spec_name = None
@@ -298,9 +302,12 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
     name = spec_name or getattr(net, "__name__", "net").split(".")[-1]
     config = {
         "netc": _version(), "spec": None, "module": None, "status": "running", "step": 0,
-        "total_steps": total, "steps": steps, "epochs": epochs, "batch_size": batch,
-        "optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-        "seed": seed, "log_every": log_every, "checkpoint_every": checkpoint_every or 0,
+        "total_steps": total, "steps": None if steps is None else int(steps),
+        "epochs": None if epochs is None else int(epochs), "batch_size": batch,
+        "optimizer": optimizer, "lr": float(lr), "momentum": float(momentum),
+        "weight_decay": float(weight_decay),
+        "seed": int(seed), "log_every": int(log_every),
+        "checkpoint_every": int(checkpoint_every or 0),
         "plot_boundary": bool(plot_boundary), "command": command,
         "data": None, "val": None, "toy_size": toy_size, "toy_noise": toy_noise,
         "toy_target": list(toy_target) if toy_target else None,

@@ -121,10 +121,37 @@ def _summary(result) -> str:
 
 
 def cmd_train(args) -> int:
+    import signal
+
+    show = None if not args.quiet else False
+    try:
+        result, name = _train_or_resume(args, show)
+    except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM: the last checkpoint is kept
+        run = args.resume or args.out
+        where = f"; resume from the last checkpoint with: netc train --resume {run}" if run \
+            else ""
+        print(f"{run or 'netc'}: aborted{where}", file=sys.stderr)
+        return 130
+    if result.status == "interrupted":
+        print(f"{name}: {result.message}; saved. Resume with: netc train --resume "
+              f"{result.run_dir}", file=sys.stderr)
+        return 128 + (result.stop_signal or signal.SIGINT)
+    if not args.quiet:
+        print(("done: " if result.status == "done" else "stopped: ") + _summary(result))
+        _show_files({"run": result.run_dir, **result.files})
+        for note in result.notes:
+            print(note)
+    if result.status == "diverged":
+        print(f"{name}: error: training diverged at {result.message} [E704]", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _train_or_resume(args, show: bool | None):
+    """``netc train``'s run: a new one, or ``--resume``; ``(result, the run's name)``."""
     from netc.runtime import train as T
     from netc.runtime.runs import next_run_dir
 
-    show = None if not args.quiet else False
     if args.resume:
         given = [f"--{k.replace('_', '-')}" for k in ("data", "lr", "optimizer", "batch_size",
                                                       "seed", "val", "out")
@@ -154,19 +181,7 @@ def cmd_train(args) -> int:
             announce=None if args.quiet else lambda line: print(line, flush=True),
             **_data_options(args))
         name = str(out)
-    if result.status == "interrupted":
-        print(f"{name}: {result.message}; saved. Resume with: netc train --resume "
-              f"{result.run_dir}", file=sys.stderr)
-        return 130
-    if not args.quiet:
-        print(("done: " if result.status == "done" else "stopped: ") + _summary(result))
-        _show_files({"run": result.run_dir, **result.files})
-        for note in result.notes:
-            print(note)
-    if result.status == "diverged":
-        print(f"{name}: error: training diverged at {result.message} [E704]", file=sys.stderr)
-        return 1
-    return 0
+    return result, name
 
 
 def cmd_eval(args) -> int:

@@ -17,19 +17,21 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from netc.compiler.errors import NetError
 from netc.runtime import runs
 from netc.runtime.data import Dataset, spec_layout
 from netc.runtime.metrics import count_correct, evaluate
 from netc.runtime.optim import Optimizer
 from netc.runtime.runs import History
 
-__all__ = ["Trainer", "snapshot_steps"]
+__all__ = ["StopRequests", "Trainer", "snapshot_steps", "stop_requests"]
 
 
 def _finite_problem(name: str, value: Any, what: str) -> str | None:
@@ -60,24 +62,64 @@ def _bad_forward_values(net: ModuleType, cache: Any) -> list[str]:
     return sorted(bad, key=lambda k: order.get(k, len(order)))
 
 
-@contextlib.contextmanager
-def _sigint_requests() -> Iterator[dict[str, bool]]:
-    """While active, a first Ctrl-C only sets ``flag["stop"]``; a second one interrupts."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
+# what a run that stopped on a signal says it was
+_STOPPED = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
-    def handler(signum: int, frame: Any) -> None:
-        if flag["stop"]:
+
+@dataclass
+class StopRequests:
+    """Ctrl-C (SIGINT) and SIGTERM while a run is on: the first asks the loop to stop
+    after the current step and save; a second aborts (KeyboardInterrupt), except while a
+    checkpoint is being written (:meth:`hold`), where it waits for the write to end."""
+
+    signum: int | None = None
+    count: int = 0
+    holding: bool = False
+
+    def request(self, signum: int) -> None:
+        """A stop asked for by ``signum``; the second one aborts (see the class)."""
+        self.count += 1
+        self.signum = self.signum or signum
+        if self.count > 1 and not self.holding:
             raise KeyboardInterrupt
-        flag["stop"] = True
 
-    old = signal.signal(signal.SIGINT, handler)
+    def handle(self, signum: int, frame: Any) -> None:
+        self.request(signum)
+
+    @property
+    def requested(self) -> bool:
+        return self.count > 0
+
+    def stopped(self) -> str:
+        """How the run stopped: "interrupted", "terminated (SIGTERM)"."""
+        return _STOPPED.get(self.signum or signal.SIGINT, "interrupted")
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Defer an abort until the block (a checkpoint being written) has finished."""
+        held, self.holding = self.holding, True
+        try:
+            yield
+        finally:
+            self.holding = held
+        if self.count > 1 and not held:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[StopRequests]:
+    """While active, SIGINT and SIGTERM go to a :class:`StopRequests` (main thread only:
+    Python runs signal handlers there, so another thread's run cannot be stopped)."""
+    stop = StopRequests()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    old = {s: signal.signal(s, stop.handle) for s in _STOPPED}
     try:
-        yield flag
+        yield stop
     finally:
-        signal.signal(signal.SIGINT, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def snapshot_steps(total: int) -> list[int]:
@@ -110,8 +152,10 @@ class Trainer:
     def __init__(self, net: ModuleType, data: Dataset, val: Dataset | None, *,
                  params: dict[str, np.ndarray], opt: Optimizer, batch_size: int, total: int,
                  seed: int, log_every: int, checkpoint_every: int, run_dir: Path | None,
-                 snapshots: Sequence[int] = (), config: dict[str, Any] | None = None) -> None:
+                 snapshots: Sequence[int] = (), config: dict[str, Any] | None = None,
+                 stop: StopRequests | None = None) -> None:
         self.net, self.data, self.val, self.opt = net, data, val, opt
+        self.stop = stop or StopRequests()
         self.layout = spec_layout(net)
         self.target = self.layout.classifier_target()
         # the loop updates in place: its own copy, never the caller's arrays
@@ -236,34 +280,93 @@ class Trainer:
     # ----------------------------------------------------------------- checkpoints
 
     def checkpoint_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {"meta/step": np.array(self.step), "meta/acc": self.acc}
+        """The whole state of the run, history included: a resume needs nothing else."""
+        arrays = {"meta/step": np.array(self.step), "meta/total": np.array(self.total),
+                  "meta/acc": self.acc}
         arrays.update({f"param/{k}": v for k, v in self.params.items()})
         arrays.update({f"opt/{k}": v for k, v in self.opt.state().items()})
         for s, (p, loss) in self.snapshots.items():
             arrays[f"snaploss/{s}"] = np.array(loss)
             arrays.update({f"snap/{s}/{k}": v for k, v in p.items()})
+        arrays.update(self.history.to_arrays())
         return arrays
 
-    def restore(self, arrays: Mapping[str, np.ndarray], history: History) -> None:
-        self.step = int(arrays["meta/step"])
-        self.acc = np.array(arrays["meta/acc"], dtype=np.float64)
-        self.params = {k[6:]: np.array(v) for k, v in arrays.items() if k.startswith("param/")}
-        self.opt.load_state({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
-        for key, v in arrays.items():
+    def restore(self, arrays: Mapping[str, np.ndarray], path: Path,
+                history: Callable[[], History]) -> int | None:
+        """Continue from a checkpoint's ``arrays`` (read from ``path``), each checked
+        (E708); ``history()`` reads ``history.csv`` for a checkpoint that carries none
+        (written by an older netc). Returns the total steps the checkpoint recorded."""
+        _check_keys(arrays, path)
+        step = _whole(arrays, "meta/step", 0, path)
+        total = _whole(arrays, "meta/total", 1, path) if "meta/total" in arrays else None
+        if total is not None and step > total:
+            raise runs.checkpoint_error(f"'meta/step' {step} is past 'meta/total' {total}", path)
+        acc = arrays.get("meta/acc")
+        if acc is None or acc.shape != (4,) or acc.dtype.kind != "f" or \
+                not np.all(np.isfinite(acc)):
+            raise runs.checkpoint_error("'meta/acc' is not 4 finite numbers", path)
+        self.params = self._checked_params(arrays, "param/", path)
+        self.opt.load_state(self._checked_opt_state(arrays, step, path))
+        self.snapshots = {}
+        for key in arrays:
             if key.startswith("snaploss/"):
-                s = int(key.split("/")[1])
-                p = {k.split("/", 2)[2]: np.array(a) for k, a in arrays.items()
-                     if k.startswith(f"snap/{s}/")}
-                self.snapshots[s] = (p, float(v))
-        self.history.rows = [r for r in history.rows if r["step"] <= self.step]
+                s = _snapshot_step(key, step, path)
+                loss = arrays[key]
+                if loss.shape != () or loss.dtype.kind != "f":
+                    raise runs.checkpoint_error(f"'{key}' is not a number", path)
+                self.snapshots[s] = (self._checked_params(arrays, f"snap/{s}/", path),
+                                     float(loss))
+        if "history/rows" in arrays or "history/columns" in arrays:
+            kept = _history(arrays, self.history.columns, path)
+        else:  # an older checkpoint: history.csv's rows up to it (later ones are not its)
+            kept = history()
+            kept.rows = [r for r in kept.rows if r.get("step", math.inf) <= step]
+        problem = kept.problem(self.history.columns, step)
+        if problem:
+            raise runs.checkpoint_error(problem, path)
+        self.step, self.acc, self.history.rows = step, np.array(acc, np.float64), kept.rows
+        return total
+
+    def _checked_params(self, arrays: Mapping[str, np.ndarray], prefix: str,
+                        path: Path) -> dict[str, np.ndarray]:
+        found = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        extra = sorted(set(found) - set(self.net.PARAMS))
+        if extra:
+            raise runs.checkpoint_error(f"'{prefix}{extra[0]}' is no param of the spec", path)
+        try:
+            return runs.check_params(self.net, found, f"the checkpoint ({prefix}...)")
+        except NetError as e:
+            raise runs.checkpoint_error(e.message, path) from None
+
+    def _checked_opt_state(self, arrays: Mapping[str, np.ndarray], step: int,
+                           path: Path) -> dict[str, np.ndarray]:
+        """The optimiser's state: its step count is the run's, and after the first step
+        it has each of its slots for each trainable param, shaped as the param."""
+        if _whole(arrays, "opt/t", 0, path) != step:
+            raise runs.checkpoint_error(f"'opt/t' is not the step, {step}", path)
+        want = {f"opt/{slot}/{k}" for slot in self.opt.slot_names for k in self.trainable} \
+            if step else set()
+        have = {k for k in arrays if k.startswith("opt/") and k != "opt/t"}
+        if have != want:
+            odd = sorted(have ^ want)[0]
+            raise runs.checkpoint_error(f"'{odd}' is {'missing' if odd in want else 'unknown'} "
+                                        f"for {self.opt.name}", path)
+        for key in sorted(want):
+            a, shape = arrays[key], self.params[key.split("/", 2)[2]].shape
+            if a.shape != shape or a.dtype.kind != "f" or not np.all(np.isfinite(a)):
+                raise runs.checkpoint_error(f"'{key}' is not {list(shape)} finite numbers", path)
+        return {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
 
     def save_checkpoint(self, status: str) -> None:
+        """Write the checkpoint, then history.csv and run.json from it: a kill between
+        them leaves the checkpoint whole, and a resume rewrites the other two."""
         if self.run_dir is None:
             return
-        runs.save_npz(self.run_dir / "checkpoint.npz", self.checkpoint_arrays())
-        runs.atomic_write(self.run_dir / "history.csv", self.history.to_csv())
-        self.config.update(status=status, step=self.step)
-        runs.write_json(self.run_dir / "run.json", self.config)
+        with self.stop.hold():
+            runs.save_npz(self.run_dir / "checkpoint.npz", self.checkpoint_arrays())
+            runs.atomic_write(self.run_dir / "history.csv", self.history.to_csv())
+            self.config.update(status=status, step=self.step, total_steps=self.total)
+            runs.write_json(self.run_dir / "run.json", self.config)
 
     # ----------------------------------------------------------------- loop
 
@@ -274,39 +377,77 @@ class Trainer:
         status, message = "done", ""
         self.snapshot()
         try:
-            with _sigint_requests() as flag:
-                while self.step < self.total:
-                    problem = self.run_step()
-                    if problem:
-                        status = "diverged"
-                        message = (f"step {self.step + 1} (lr {self.opt.lr:g}): {problem}; "
-                                   f"kept the last good params, those after {self.kept} "
-                                   "steps")
-                        if self.acc[1]:
-                            self.log_row()
-                        break
-                    if self.step % self.log_every == 0 or self.step == self.total:
-                        row = self.log_row()
-                        if bar is not None:
-                            bar.set_postfix({_SHORT.get(k, k): f"{v:.3g}" for k, v in row.items()
-                                             if k not in ("step", "epoch")}, refresh=False)
-                    self.snapshot()
+            while self.step < self.total:
+                if self.stop.requested:
+                    status = "interrupted"
+                    message = f"{self.stop.stopped()} at step {self.step} of {self.total}"
+                    break
+                problem = self.run_step()
+                if problem:
+                    status = "diverged"
+                    message = (f"step {self.step + 1} (lr {self.opt.lr:g}): {problem}; "
+                               f"kept the last good params, those after {self.kept} "
+                               "steps")
+                    if self.acc[1]:
+                        self.log_row()
+                    break
+                if self.step % self.log_every == 0 or self.step == self.total:
+                    row = self.log_row()
                     if bar is not None:
-                        bar.update(1)
-                    if callback is not None:
-                        try:
-                            callback(self.step, self.params, self.history)
-                        except KeyboardInterrupt:
-                            flag["stop"] = True
-                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                        self.save_checkpoint("running")
-                    if flag["stop"] and self.step < self.total:
-                        status = "interrupted"
-                        message = f"interrupted at step {self.step} of {self.total}"
-                        break
+                        bar.set_postfix({_SHORT.get(k, k): f"{v:.3g}" for k, v in row.items()
+                                         if k not in ("step", "epoch")}, refresh=False)
+                self.snapshot()
+                if bar is not None:
+                    bar.update(1)
+                if callback is not None:
+                    try:
+                        callback(self.step, self.params, self.history)
+                    except KeyboardInterrupt:
+                        self.stop.request(signal.SIGINT)
+                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                    self.save_checkpoint("running")
             if status == "done" and self.acc[1]:  # resumed with --steps at a partial row
                 self.log_row()
         finally:
             if bar is not None:
                 bar.close()
         return status, message
+
+
+# --------------------------------------------------------------------------- checkpoint checks
+
+_KINDS = ("meta/", "param/", "opt/", "snap/", "snaploss/", "history/")
+
+
+def _check_keys(arrays: Mapping[str, np.ndarray], path: Path) -> None:
+    odd = [k for k in arrays if not k.startswith(_KINDS)]
+    if odd:
+        raise runs.checkpoint_error(f"an unknown array '{odd[0]}'", path)
+    for key in ("meta/step", "meta/acc", "opt/t"):
+        if key not in arrays:
+            raise runs.checkpoint_error(f"no '{key}'", path)
+
+
+def _whole(arrays: Mapping[str, np.ndarray], key: str, lo: int, path: Path) -> int:
+    a = arrays[key]
+    if a.shape != () or a.dtype.kind not in "iu" or not lo <= int(a) <= runs.BIGGEST:
+        raise runs.checkpoint_error(f"'{key}' is not an integer from {lo} to 2**62", path)
+    return int(a)
+
+
+def _snapshot_step(key: str, step: int, path: Path) -> int:
+    text = key.split("/", 1)[1]
+    if not (text.isascii() and text.isdigit() and int(text) <= step):
+        raise runs.checkpoint_error(f"'{key}' is not a snapshot at a step up to {step}", path)
+    return int(text)
+
+
+def _history(arrays: Mapping[str, np.ndarray], columns: Sequence[str], path: Path) -> History:
+    names, rows = arrays.get("history/columns"), arrays.get("history/rows")
+    if names is None or rows is None or names.ndim != 1 or names.dtype.kind != "U":
+        raise runs.checkpoint_error("the history needs 'history/columns' (names) and "
+                                    "'history/rows'", path)
+    if rows.ndim != 2 or rows.shape[1] != len(names) or rows.dtype.kind != "f":
+        raise runs.checkpoint_error(f"'history/rows' is not a table of {len(names)} columns "
+                                    "of numbers", path)
+    return History.from_arrays(names, rows)

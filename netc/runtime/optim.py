@@ -26,6 +26,7 @@ class Optimizer:
     """Base class: ``step(params, grads)`` updates the params named in ``grads``."""
 
     name = "optimizer"
+    slot_names: tuple[str, ...] = ()  # the per-param state arrays: what a checkpoint holds
 
     def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
         self.lr = float(lr)
@@ -110,6 +111,7 @@ class Momentum(Optimizer):
     """Heavy ball, as PyTorch: ``v <- momentum * v + g`` (``v = g`` at first), ``p -= lr v``."""
 
     name = "momentum"
+    slot_names = ("v",)
 
     def __init__(self, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> None:
         super().__init__(lr, weight_decay)
@@ -130,6 +132,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba), as PyTorch writes it: moments with bias correction."""
 
     name = "adam"
+    slot_names = ("m", "v")
 
     def __init__(self, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:

@@ -9,7 +9,9 @@ settings give the same numbers, bit for bit, interrupted and resumed or not.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import numbers
 import os
 import sys
 import time
@@ -25,7 +27,7 @@ from netc.compiler.errors import NetError
 from netc.runtime import runs
 from netc.runtime.data import Dataset, data_error, read_data, spec_layout
 from netc.runtime.errors import NetTrainError, train_error
-from netc.runtime.loop import Trainer, snapshot_steps
+from netc.runtime.loop import Trainer, snapshot_steps, stop_requests
 from netc.runtime.metrics import Metrics, evaluate
 from netc.runtime.optim import OPTIMIZERS, make_optimizer
 from netc.runtime.runs import History
@@ -57,6 +59,7 @@ class TrainResult:
         files: Name -> path of what was written (params, history, plots, ...).
         notes: Remarks for the user (e.g. how to get plots without matplotlib).
         elapsed: Seconds spent training.
+        stop_signal: The signal that stopped an interrupted run (SIGINT or SIGTERM).
     """
 
     history: History
@@ -70,6 +73,7 @@ class TrainResult:
     files: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    stop_signal: int | None = None
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.history, self.params))
@@ -127,39 +131,59 @@ def _resolve_batch(data: Dataset, batch_size: int | str | None) -> int:
         return 1
     if batch_size is None:
         return min(DEFAULT_BATCH, data.n)
-    if batch_size in ("all", 0, "0"):
+    if batch_size == "all":
         return data.n
-    try:
-        b = int(batch_size)
-    except (TypeError, ValueError):
-        raise train_error(f"--batch-size must be a positive integer or 'all', not {batch_size!r}"
-                          ) from None
+    b = _whole_number(batch_size)
+    if b is None:
+        raise train_error(f"--batch-size must be a positive integer or 'all', not {batch_size!r}")
     if b < 1:
-        raise train_error(f"--batch-size must be at least 1, not {b}")
+        raise train_error(f"--batch-size must be at least 1, not {b}",
+                          hint="--batch-size all takes the whole data in each step")
     return min(b, data.n)
+
+
+def _whole_number(value: Any) -> int | None:
+    """An int, or a string of one (as the command line gives it); None for anything else."""
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    is_int = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    return int(value) if is_int else None
 
 
 def _resolve_total(steps: int | None, epochs: int | None, per_epoch: int) -> int:
     if steps is not None and epochs is not None:
         raise train_error("give --steps or --epochs, not both")
     if steps is not None:
-        if steps < 1:
-            raise train_error(f"--steps must be at least 1, not {steps}")
+        _check_count("--steps", steps, 1)
         return int(steps)
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
-    if epochs < 1:
-        raise train_error(f"--epochs must be at least 1, not {epochs}")
+    _check_count("--epochs", epochs, 1)
+    if epochs * per_epoch > runs.BIGGEST:
+        raise train_error(f"--epochs {epochs} makes {epochs * per_epoch} steps, more than 2**62")
     return int(epochs) * per_epoch
 
 
+def _check_count(option: str, value: Any, lo: int) -> None:
+    """``value`` is a whole number from ``lo`` to :data:`runs.BIGGEST` (NumPy's int64 wraps
+    past it), else an E701 error naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise train_error(f"{option} must be a whole number, not {value!r}")
+    if not lo <= value <= runs.BIGGEST:
+        raise train_error(f"{option} must be from {lo} to 2**62, not {value}")
+
+
 def _check_hyper(lr: float, optimizer: str, momentum: float, weight_decay: float) -> None:
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+    if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise train_error(f"the learning rate must be a positive number, not {lr!r}")
     if optimizer not in OPTIMIZERS:
         raise train_error(f"unknown optimizer {optimizer!r}", hint=f"use {', '.join(OPTIMIZERS)}")
-    if not 0 <= momentum < 1:
+    if not (isinstance(momentum, numbers.Real) and 0 <= momentum < 1):
         raise train_error(f"--momentum must be in [0, 1), not {momentum}")
-    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+    if not (isinstance(weight_decay, numbers.Real) and math.isfinite(weight_decay)
+            and weight_decay >= 0):
         raise train_error(f"--weight-decay must be a non-negative number, not {weight_decay}")
 
 
@@ -206,8 +230,10 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
     ``backward`` and updates the params in ``TRAINABLE``. A NaN or infinite loss,
     gradient or updated param stops training with ``status == "diverged"`` and a
     message naming the step, the tensor and the learning rate; ``params`` are then the
-    last ones whose loss and gradients were finite. A first Ctrl-C (SIGINT) stops at
-    the end of the current step with ``status == "interrupted"``.
+    last ones whose loss and gradients were finite. A first Ctrl-C (SIGINT) or SIGTERM
+    stops at the end of the current step with ``status == "interrupted"`` (and, with
+    ``out``, saves); a second one aborts with KeyboardInterrupt, after the checkpoint
+    being written, if one is, is whole.
 
     Args:
         net: A module from :func:`netc.load`, or the path of a spec.
@@ -243,7 +269,8 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
             options have been checked, just before the first step.
 
     Raises:
-        NetError: For unusable options, data or run directories (never for divergence).
+        NetError: For unusable options, data or run directories (never for divergence);
+            E707 when another process is using ``out``.
     """
     spec_text = module_text = None
     spec_name = None
@@ -251,8 +278,9 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
         spec_name = Path(net).name
         net, spec_text, module_text = load_net(net)
     _check_hyper(lr, optimizer, momentum, weight_decay)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise train_error(f"the seed must be a non-negative integer, not {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or \
+            not 0 <= seed <= runs.BIGGEST:
+        raise train_error(f"the seed must be an integer from 0 to 2**62, not {seed!r}")
     if not tuple(net.TRAINABLE):
         raise train_error("nothing to train: the spec has no trainable params", "E705",
                           hint="scalar params are frozen unless declared 'trainable'")
@@ -263,41 +291,47 @@ def train(net: ModuleType | str | os.PathLike, data: Any = None, *, steps: int |
     batch = _resolve_batch(dataset, batch_size)
     per_epoch = max(1, math.ceil(dataset.n / batch))
     total = _resolve_total(steps, epochs, per_epoch)
-    if log_every is not None and log_every < 1:
-        raise train_error(f"--log-every must be at least 1, not {log_every}")
+    if log_every is not None:
+        _check_count("--log-every", log_every, 1)
     log_every = log_every or max(1, total // HISTORY_POINTS)
+    _check_count("--checkpoint-every", checkpoint_every or 0, 0)
     if plot_boundary:
         _check_boundary(net, dataset)
     init = runs.check_params(net, params, "params") if params is not None else \
         {k: np.array(v, dtype=np.float64) for k, v in net.init_params(seed=seed).items()}
-    run_dir = _prepare_run_dir(out, force) if out is not None else None
     name = spec_name or getattr(net, "__name__", "net").split(".")[-1]
     config = {
         "netc": _version(), "spec": None, "module": None, "status": "running", "step": 0,
-        "total_steps": total, "steps": steps, "epochs": epochs, "batch_size": batch,
-        "optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-        "seed": seed, "log_every": log_every, "checkpoint_every": checkpoint_every or 0,
+        "total_steps": total, "steps": None if steps is None else int(steps),
+        "epochs": None if epochs is None else int(epochs), "batch_size": batch,
+        "optimizer": optimizer, "lr": float(lr), "momentum": float(momentum),
+        "weight_decay": float(weight_decay),
+        "seed": int(seed), "log_every": int(log_every),
+        "checkpoint_every": int(checkpoint_every or 0),
         "plot_boundary": bool(plot_boundary), "command": command,
         "data": None, "val": None, "toy_size": toy_size, "toy_noise": toy_noise,
         "toy_target": list(toy_target) if toy_target else None,
         "columns": dict(columns) if columns else None,
     }
-    if run_dir is not None:
-        _write_run_files(run_dir, net, name, spec_text, module_text, config, data, val,
-                         full, val_set)
     opt = make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay)
-    trainer = Trainer(net, dataset, val_set, params=init, opt=opt, batch_size=batch,
-                       total=total, seed=seed, log_every=log_every,
-                       checkpoint_every=checkpoint_every or 0, run_dir=run_dir,
-                       snapshots=snapshot_steps(total) if plot_boundary else [],
-                       config=config)
-    if announce is not None:
-        source = data if isinstance(data, str | os.PathLike) else "the given arrays"
-        held = f", {val_set.n} held out" if val_set is not None else ""
-        where = f" into {run_dir}" if run_dir is not None else ""
-        announce(f"training {name} on {source} ({dataset.n} examples{held}){where}: "
-                 f"{optimizer}, lr {lr:g}, batch {batch}, {total} steps")
-    return _run(trainer, progress, callback, name, plot, plot_boundary)
+    with _run_dir_held(out) as run_dir, stop_requests() as stop:
+        trainer = Trainer(net, dataset, val_set, params=init, opt=opt, batch_size=batch,
+                          total=total, seed=seed, log_every=log_every,
+                          checkpoint_every=checkpoint_every or 0, run_dir=run_dir,
+                          snapshots=snapshot_steps(total) if plot_boundary else [],
+                          config=config, stop=stop)
+        if run_dir is not None:
+            _prepare_run_dir(run_dir, force)
+            _write_run_files(run_dir, net, name, spec_text, module_text, config, data, val,
+                             full, val_set)
+            trainer.save_checkpoint("running")  # step 0: from here on, --resume works
+        if announce is not None:
+            source = data if isinstance(data, str | os.PathLike) else "the given arrays"
+            held = f", {val_set.n} held out" if val_set is not None else ""
+            where = f" into {run_dir}" if run_dir is not None else ""
+            announce(f"training {name} on {source} ({dataset.n} examples{held}){where}: "
+                     f"{optimizer}, lr {lr:g}, batch {batch}, {total} steps")
+        return _run(trainer, progress, callback, name, plot, plot_boundary)
 
 
 def resume(run_dir: str | os.PathLike, *, steps: int | None = None, epochs: int | None = None,
@@ -307,58 +341,56 @@ def resume(run_dir: str | os.PathLike, *, steps: int | None = None, epochs: int 
     """Continue the run in ``run_dir`` from its last checkpoint.
 
     The run's own copy of the generated module, its data source and its settings are
-    used, so the final params are those an uninterrupted run would have reached, bit
-    for bit. ``steps`` or ``epochs`` extends (or shortens) the run; ``progress``,
-    ``plot``, ``callback`` and ``announce`` are as for :func:`train`.
+    used, so the final params and history are those an uninterrupted run would have
+    reached, bit for bit. ``steps`` or ``epochs`` extends (or shortens) the run;
+    ``progress``, ``plot``, ``callback`` and ``announce`` are as for :func:`train`.
+
+    The run's module is imported: resume only run directories you trust.
 
     Raises:
-        NetTrainError: When ``run_dir`` holds no run or no checkpoint.
+        NetTrainError: When ``run_dir`` holds no run (E703), another process is using
+            it (E707) or one of its files is damaged (E708).
     """
-    from netc.runtime.loader import load_source
-
     run_dir = Path(run_dir)
-    if not (run_dir / "run.json").exists():
+    if not (run_dir / "run.json").exists() and not (run_dir / "run.json").is_symlink():
         raise train_error("no run here (no run.json)", "E703", path=run_dir)
-    if not (run_dir / "checkpoint.npz").exists():
-        raise train_error("no checkpoint to resume from", "E703", path=run_dir,
-                          hint="the run stopped before its first checkpoint: start it again")
-    config = runs.read_json(run_dir / "run.json")
-    module_path = run_dir / config["module"]
-    net = load_source(module_path.read_text(encoding="utf-8"),
-                      "".join(c if c.isalnum() else "_" for c in module_path.stem))
-    data_options = {"seed": config["seed"], "toy_size": config["toy_size"],
-                    "toy_noise": config["toy_noise"], "toy_target": config["toy_target"],
-                    "columns": config["columns"]}
-    dataset = _read_train_data(net, _recorded(run_dir, config["data"]), data_options)
-    val = config["val"]
-    val = val if isinstance(val, float | int) or val is None else _recorded(run_dir, val)
-    dataset, val_set = _read_val(net, dataset, val, config["seed"], data_options)
-    batch = config["batch_size"]
-    per_epoch = max(1, math.ceil(dataset.n / batch))
-    if steps is not None or epochs is not None:
-        config["total_steps"] = _resolve_total(steps, epochs, per_epoch)
-        config["steps"], config["epochs"] = steps, epochs
-    opt = make_optimizer(config["optimizer"], config["lr"], momentum=config["momentum"],
-                         weight_decay=config["weight_decay"])
-    total = config["total_steps"]
-    trainer = Trainer(net, dataset, val_set, params={}, opt=opt, batch_size=batch,
-                       total=total, seed=config["seed"], log_every=config["log_every"],
-                       checkpoint_every=config["checkpoint_every"], run_dir=run_dir,
-                       snapshots=snapshot_steps(total) if config["plot_boundary"] else [],
-                       config=config)
-    with np.load(run_dir / "checkpoint.npz", allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    history_path = run_dir / "history.csv"
-    history = History.from_csv(history_path.read_text()) if history_path.exists() else \
-        History(trainer.history.columns)
-    trainer.restore(arrays, history)
-    if trainer.step > total:
-        raise train_error(f"the run is at step {trainer.step}, past the {total} steps asked for",
-                          "E703", path=run_dir)
-    if announce is not None:
-        announce(f"resuming {run_dir} at step {trainer.step} of {total}")
-    return _run(trainer, progress, callback, Path(config["spec"] or module_path).stem, plot,
-                bool(config["plot_boundary"]))
+    with runs.locked(run_dir):
+        runs.remove_stale_temporaries(run_dir)
+        config = runs.read_config(run_dir)
+        net = _run_module(run_dir, config["module"])
+        arrays = runs.read_checkpoint(run_dir / "checkpoint.npz")
+        data_options = {"seed": config["seed"], "toy_size": config["toy_size"],
+                        "toy_noise": config["toy_noise"], "toy_target": config["toy_target"],
+                        "columns": config["columns"]}
+        dataset = _read_train_data(net, _recorded(run_dir, config["data"]), data_options)
+        val = config["val"]
+        val = val if isinstance(val, float | int) or val is None else _recorded(run_dir, val)
+        dataset, val_set = _read_val(net, dataset, val, config["seed"], data_options)
+        batch = _run_batch(run_dir, config["batch_size"], dataset)
+        per_epoch = max(1, math.ceil(dataset.n / batch))
+        opt = make_optimizer(config["optimizer"], config["lr"], momentum=config["momentum"],
+                             weight_decay=config["weight_decay"])
+        with stop_requests() as stop:
+            trainer = Trainer(net, dataset, val_set, params={}, opt=opt, batch_size=batch,
+                              total=config["total_steps"], seed=config["seed"],
+                              log_every=config["log_every"],
+                              checkpoint_every=config["checkpoint_every"], run_dir=run_dir,
+                              config=config, stop=stop)
+            recorded = trainer.restore(arrays, run_dir / "checkpoint.npz",
+                                       lambda: _old_history(run_dir, trainer))
+            total = recorded or config["total_steps"]
+            if steps is not None or epochs is not None:
+                total = _resolve_total(steps, epochs, per_epoch)
+                config["steps"], config["epochs"] = steps, epochs
+            if trainer.step > total:
+                raise train_error(f"the run is at step {trainer.step}, past the {total} steps "
+                                  "asked for", "E703", path=run_dir)
+            trainer.total = config["total_steps"] = total
+            trainer.snapshot_steps = snapshot_steps(total) if config["plot_boundary"] else []
+            if announce is not None:
+                announce(f"resuming {run_dir} at step {trainer.step} of {total}")
+            name = Path(config["spec"] or config["module"]).stem
+            return _run(trainer, progress, callback, name, plot, bool(config["plot_boundary"]))
 
 
 # --------------------------------------------------------------------------- internals
@@ -370,9 +402,9 @@ def _version() -> str:
     return __version__
 
 
-def _recorded(run_dir: Path, source: str) -> str:
+def _recorded(run_dir: Path, source: str | None) -> str | None:
     """A data source recorded in run.json: relative to the run, the cwd, or a toy set."""
-    if source.startswith("toy:") or Path(source).is_absolute():
+    if source is None or source.startswith("toy:") or Path(source).is_absolute():
         return source
     inside = run_dir / source
     return str(inside) if inside.exists() else source
@@ -399,18 +431,28 @@ def _check_boundary(net: ModuleType, data: Dataset) -> None:
                           "values per example")
 
 
-def _prepare_run_dir(out: str | os.PathLike, force: bool) -> Path:
+@contextlib.contextmanager
+def _run_dir_held(out: str | os.PathLike | None) -> Iterator[Path | None]:
+    """``out`` as a path, locked for this process while the block runs (None: no run dir)."""
+    if out is None:
+        yield None
+        return
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise train_error("this is a file, not a run directory", "E702", path=path)
-    if path.exists() and (path / "run.json").exists() and not force:
+    with runs.locked(path):
+        yield path
+
+
+def _prepare_run_dir(path: Path, force: bool) -> None:
+    """Refuse a run already in ``path`` unless ``force``; then clear its files, run.json
+    first: a directory without it holds no run, whatever else a kill left there."""
+    if (path / "run.json").exists() and not force:
         raise train_error("a run is already there", "E702", path=path,
                           hint=f"continue it with --resume {path}, or pass --force to overwrite it")
-    path.mkdir(parents=True, exist_ok=True)
-    for stale in ("checkpoint.npz", "boundary.png", "loss.png"):
-        if (path / stale).exists():
-            (path / stale).unlink()
-    return path
+    runs.remove_stale_temporaries(path)
+    for stale in runs.RUN_FILES:
+        (path / stale).unlink(missing_ok=True)
 
 
 def _write_run_files(run_dir: Path, net: ModuleType, name: str, spec_text: str | None,
@@ -438,7 +480,41 @@ def _write_run_files(run_dir: Path, net: ModuleType, name: str, spec_text: str |
     elif val is not None and val_set is not None:
         runs.save_npz(run_dir / "val.npz", val_set.arrays)
         config["val"] = "val.npz"
-    runs.write_json(run_dir / "run.json", config)
+
+
+def _run_module(run_dir: Path, name: str) -> ModuleType:
+    """Import the run's own copy of its generated module (code: run.json must name a file
+    inside the run directory, see :func:`runs.read_module`)."""
+    from netc.runtime.loader import load_source
+
+    path, source = runs.read_module(run_dir, name)
+    try:
+        net = load_source(source, "".join(c if c.isalnum() else "_" for c in path.stem))
+    except Exception as e:  # noqa: BLE001 - the file is the user's: anything can fail in it
+        raise train_error(f"cannot import it: {type(e).__name__}: {e}", "E708",
+                          path=path) from None
+    missing = [k for k in ("PARAMS", "TRAINABLE", "INPUTS", "init_params", "forward",
+                           "backward", "predict") if not hasattr(net, k)]
+    if missing:
+        raise train_error(f"not a module netc generated: no {missing[0]}", "E708", path=path)
+    return net
+
+
+def _run_batch(run_dir: Path, batch: int, data: Dataset) -> int:
+    """run.json's batch size, which train made at most the number of examples."""
+    if batch > data.n or data.stacked and batch != 1:
+        most = 1 if data.stacked else data.n
+        raise train_error(f"'batch_size' is {batch}, but the data allow at most {most}",
+                          "E708", path=run_dir / "run.json")
+    return batch
+
+
+def _old_history(run_dir: Path, trainer: Trainer) -> History:
+    """history.csv, for a checkpoint written before checkpoints carried the history."""
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return History(trainer.history.columns)
+    return History.from_csv(runs.read_text(path), path)
 
 
 def _run(trainer: Trainer, progress: bool | None, callback: Any, name: str, plot: bool,
@@ -447,9 +523,12 @@ def _run(trainer: Trainer, progress: bool | None, callback: Any, name: str, plot
     start = time.perf_counter()
     status, message = trainer.run(show, callback, name)
     elapsed = time.perf_counter() - start
+    if status != "diverged":  # first, before anything slow: the run is safe once this is
+        trainer.save_checkpoint("running")  # written; run.json's status comes last
     step = trainer.kept if status == "diverged" else trainer.step
     result = TrainResult(trainer.history, trainer.params, status, step, trainer.total,
-                         message, trainer.run_dir, elapsed=elapsed)
+                         message, trainer.run_dir, elapsed=elapsed,
+                         stop_signal=trainer.stop.signum if status == "interrupted" else None)
     train_m = evaluate(trainer.net, trainer.params, trainer.data)
     result.final = {"loss": train_m.loss, "accuracy": train_m.accuracy}
     if trainer.val is not None:
@@ -462,18 +541,19 @@ def _run(trainer: Trainer, progress: bool | None, callback: Any, name: str, plot
 
 def _finish_run_dir(trainer: Trainer, run_dir: Path, result: TrainResult, plot: bool,
                     plot_boundary: bool, name: str) -> None:
+    """params.npz, history.csv, then run.json with the outcome (its "status" is the last
+    word), then the plots; a signal here waits for each file to be whole."""
     from netc.runtime import plots
 
     if trainer.config.get("module"):
         result.files["generated code"] = run_dir / trainer.config["module"]
-    runs.save_npz(run_dir / "params.npz", result.params)
+    with trainer.stop.hold():
+        runs.save_npz(run_dir / "params.npz", result.params)
+        runs.atomic_write(run_dir / "history.csv", trainer.history.to_csv())
+        trainer.config.update(status=result.status, step=result.step, message=result.message,
+                              final=result.final, elapsed_s=round(result.elapsed, 3))
+        runs.write_json(run_dir / "run.json", trainer.config)
     result.files["params"] = run_dir / "params.npz"
-    if result.status != "diverged":
-        trainer.save_checkpoint(result.status)
-    trainer.config.update(status=result.status, step=result.step, message=result.message,
-                          final=result.final, elapsed_s=round(result.elapsed, 3))
-    runs.atomic_write(run_dir / "history.csv", trainer.history.to_csv())
-    runs.write_json(run_dir / "run.json", trainer.config)
     result.files["history"] = run_dir / "history.csv"
     if not plot:
         return

@@ -111,9 +111,10 @@ def _line(code: str, comment: str, indent: int = 4) -> str:
     return "\n".join(" " * indent + "# " + c for c in above) + "\n" + text
 
 
-def _assign(target: str, expr: sp.Expr, indent: int = 4) -> str:
+def _assign(target: str, expr: sp.Expr, names: dict[type, str], indent: int = 4) -> str:
     """``target = expr``, broken over lines inside parentheses when it is too long."""
-    return f"{target} = " + to_code_wrapped(expr, indent, WIDTH - indent - len(target) - 3)
+    return f"{target} = " + to_code_wrapped(expr, indent, WIDTH - indent - len(target) - 3,
+                                            names)
 
 
 def _shape_text(shape) -> str:
@@ -171,6 +172,9 @@ class _Module:
         self.fast = style == "fast"
         reserved = {n.name for n in graph.nodes} | {d for d, _, _ in graph.dims}
         self.namer = Namer(reserved)
+        # after the spec's names, before the gradients': the functions it calls (a fn's
+        # own name unless Python reserves it), then their derivative helpers (gelu_grad)
+        self.names = _function_names(graph, self.namer)
         # the fast backward's scale=: a spec value called scale keeps its name, and the
         # argument is then copied to the next free one (scale_2) before anything is unpacked
         self.scale = sp.Symbol(self.namer.claim("scale"), real=True) if self.fast else None
@@ -181,7 +185,7 @@ class _Module:
         shapes_of = {value_symbol(n): n.shape for n in graph.nodes if n.shape}
         shapes_of.update({sp.Symbol(ln.target, real=True): ln.node.shape
                           for ln in self.bw.lines if ln.node.shape})
-        self.emitter = Emitter(shapes_of, self.namer.taken)
+        self.emitter = Emitter(shapes_of, self.namer.taken, self.names)
         self.buffers: dict[str, tuple] = {}  # the fast style's workspace: name -> shape
         self.in_place: dict[str, list[str]] = {}  # value -> the fast style's lines for it
         if self.fast:
@@ -242,7 +246,7 @@ class _Module:
                               if last[r] == i and buffered.get(r) == shape)
             lines, temps_here = self._emit(target, expr, shape, dying)
             if lines is None:  # no buffer: as readable
-                self.in_place[target] = [_assign(target, expr)]
+                self.in_place[target] = [_assign(target, expr, self.names)]
                 planned.append(Step(target, None, reads[i], frozenset()))
                 continue
             self.in_place[target] = lines
@@ -306,6 +310,10 @@ class _Module:
         if taken and len(self.emitter.temps) - len(temps) <= matched:
             return led, dict(self.emitter.temps)
         return plain
+
+    def code(self, expr: sp.Expr) -> str:
+        """``expr`` as this module's source (its functions by their Python names)."""
+        return to_code(expr, self.names)
 
     def value(self, node_id: int) -> sp.Expr:
         n = self.g.nodes[node_id]
@@ -405,7 +413,7 @@ class _Module:
         called = _called(exprs)
         exprs += [_helper_body(f) for f in called]
         used = {type(f) for e in exprs for f in e.atoms(sp.Function)}
-        out = [_fn_helper(f) for f in called]
+        out = [_fn_helper(f, self.names) for f in called]
         if any(t.role == "param" for t in self.g.tensors):
             out.append(helpers.source(helpers.missing_param))
         if self.g.tensors:
@@ -484,7 +492,7 @@ class _Module:
             used |= {s.name for s in expr.free_symbols}
             comment = f"{_shape_text(n.shape)} {n.name} = {n.label}  (line {n.loc.line})"
             lines.append(self._fast_group(n.name, comment) if fast
-                         else _line(_assign(n.name, expr), comment))
+                         else _line(_assign(n.name, expr, self.names), comment))
         return lines, used
 
     def _staged_nodes(self, needed: set[int] | None) -> list[Node]:
@@ -523,10 +531,11 @@ class _Module:
             if self.fast:
                 lines.append(self._fast_group(ln.target, self._bw_comment(ln)))
             else:
-                lines.append(_line(_assign(ln.target, expr), self._bw_comment(ln)))
+                lines.append(_line(_assign(ln.target, expr, self.names),
+                                   self._bw_comment(ln)))
         if self.buffers:  # backward writes into the workspace
             lines.insert(unpacked, "    ws = cache['ws']")
-        outs = ", ".join(f"{k!r}: {to_code(v)}" for k, v in self.bw.outputs)
+        outs = ", ".join(f"{k!r}: {self.code(v)}" for k, v in self.bw.outputs)
         lines.append(_wrap(f"    return {{{outs}}}", indent=8))
         return "\n".join(lines)
 
@@ -534,7 +543,7 @@ class _Module:
         n = ln.node
         # a value inlined in forward has no line of its own: say what its name stands for
         # (dL/dh1_2, h1_2 = h0 @ W1 + b1), and use the name in the derivative
-        what = f" ({n.name} = {to_code(self.value(n.id))})" if n.id in self.inline else ""
+        what = f" ({n.name} = {self.code(self.value(n.id))})" if n.id in self.inline else ""
 
         def value(i: int) -> sp.Expr:
             return value_symbol(n) if i == n.id and what else self.value(i)
@@ -542,7 +551,7 @@ class _Module:
         extra = ""
         fns = [s for s in ln.sources if s.op == "ewise" and s.attr("fn")]
         if len(ln.sources) == 1 and fns and not fns[0].attr("fn").is_loss:
-            extra = f", {_deriv_text(fns[0], value)}"
+            extra = f", {_deriv_text(fns[0], value, self.names)}"
         elif len(ln.sources) > 1:
             extra = f", sum of {len(ln.sources)} paths"
         line = ln.sources[0].loc.line if ln.sources else n.loc.line
@@ -561,7 +570,7 @@ class _Module:
             f"def predict(params, {', '.join(args)}):" if args else "def predict(params):",
             f'    """The network\'s output before the loss: {out.label}."""',
             *self._unpack_params(used), *self._bind_dims(used | dims),
-            *self._guard(checked), *body, f"    return {to_code(result)}"])
+            *self._guard(checked), *body, f"    return {self.code(result)}"])
 
 
 def _batch_dim(g: Graph) -> str | None:
@@ -600,15 +609,15 @@ def _ancestors(g: Graph, node_id: int) -> set[int]:
     return out
 
 
-def _deriv_text(node: Node, value) -> str:
+def _deriv_text(node: Node, value, names: dict[type, str]) -> str:
     """``sigmoid'(z2) = h2*(1 - h2)``: the derivative SymPy found, in the line's names."""
     fn: ElementwiseFn = node.attr("fn")
     args = [value(a) for a in node.args]
     call = node.attr("expr").xreplace({placeholder(i): v for i, v in enumerate(args)})
     d = fn.derivatives[0]
     d = d.xreplace({fn.call: value(node.id), **dict(zip(fn.symbols, call.args, strict=True))})
-    first = to_code(call.args[0]) if call.args else fn.params[0]
-    return f"{fn.name}'({first}) = {to_code(d)}"
+    first = to_code(call.args[0], names) if call.args else fn.params[0]
+    return f"{fn.name}'({first}) = {to_code(d, names)}"
 
 
 def _called(exprs: list[sp.Expr]) -> list[type]:
@@ -632,24 +641,58 @@ def _called(exprs: list[sp.Expr]) -> list[type]:
 
 def _calls(expr: sp.Expr) -> list[type]:
     found = {type(f) for f in expr.atoms(NetFunction, DerivativeFunction)}
-    return sorted(found, key=lambda c: c.__name__)
+    return sorted(found, key=_function_order)
+
+
+def _function_order(cls: type) -> tuple[str, int]:
+    """A fn and its derivatives in the order of their default names (gelu, gelu_grad)."""
+    return (cls.stem, 1) if issubclass(cls, DerivativeFunction) else (cls.netc_fn.name, 0)
+
+
+def _function_names(graph: Graph, namer: Namer) -> dict[type, str]:
+    """The Python name of every fn class the module may call (the graph's, those their
+    bodies and derivatives call) and of every derivative helper, claimed in that order."""
+    found: set[type] = set()
+    stack = [type(f) for n in graph.nodes for v in n.attrs.values()
+             if isinstance(v, sp.Basic) for f in v.atoms(NetFunction)]
+    while stack:
+        cls = stack.pop()
+        if cls in found:
+            continue
+        found.add(cls)
+        if issubclass(cls, DerivativeFunction):
+            stack += [type(f) for f in cls.expr.atoms(NetFunction)]
+            continue
+        fn: ElementwiseFn = cls.netc_fn
+        for e in (fn.body, *fn.derivatives):
+            stack += [type(f) for f in e.atoms(NetFunction, DerivativeFunction)]
+    fns = sorted((c for c in found if issubclass(c, NetFunction)), key=_function_order)
+    derivs = sorted(found - set(fns), key=_function_order)
+    names = {cls: namer.claim(cls.netc_fn.name) for cls in fns}
+    names.update({cls: namer.claim(cls.stem) for cls in derivs})
+    return names
 
 
 def _helper_body(cls: type) -> sp.Expr:
     return cls.netc_fn.body if issubclass(cls, NetFunction) else cls.expr
 
 
-def _fn_helper(cls: type) -> str:
+def _fn_helper(cls: type, names: dict[type, str]) -> str:
     """``def sigmoid(z):`` (or ``def gelu_grad(z):``) with its formula as the docstring."""
     fn: ElementwiseFn = cls.netc_fn
-    params = ", ".join(fn.params)
+    spec_params = ", ".join(fn.params)
     if issubclass(cls, NetFunction):
-        doc = f"{fn.name}({params}) = {_docstring_safe(fn.text)}"
+        doc = f"{fn.name}({spec_params}) = {_docstring_safe(fn.text)}"
     else:
-        doc = f"d/d{fn.params[cls.index]} {fn.name}({params}), derived by SymPy"
-    body = to_code_wrapped(_helper_body(cls), 4, WIDTH - 11)
-    return f'def {cls.__name__}({params}):\n    """{doc}"""\n    return {body}'
-
+        doc = f"d/d{fn.params[cls.index]} {fn.name}({spec_params}), derived by SymPy"
+    # the parameters are local names of the helper: none may hide a name its body reads
+    # (np, DTYPE, another helper) or be a Python keyword (fn f(z, lambda=2))
+    local = Namer(set(names.values()))
+    symbols = [sp.Symbol(local.claim(p), real=True) for p in fn.params]
+    body = _helper_body(cls).xreplace(dict(zip(fn.symbols, symbols, strict=True)))
+    code = to_code_wrapped(body, 4, WIDTH - 11, names)
+    params = ", ".join(s.name for s in symbols)
+    return f'def {names[cls]}({params}):\n    """{doc}"""\n    return {code}'
 
 # SymPy function class -> the helper the generated module defines for it, in this order
 HELPERS = (
@@ -758,13 +801,15 @@ def generate_stages(graph: Graph) -> str:
             continue
         expr = forward_expr(n, [m.values[a] for a in n.args])
         args = sorted(s.name for s in expr.free_symbols)
-        parts.append(f"def fw_{n.name}({', '.join(args)}):\n    return {_stage_code(expr)}")
-        forward_rows.append(f"    ({n.name!r}, fw_{n.name}, {_tuple(args)}, {n.loc.line}),")
+        fw = m.namer.claim(f"fw_{n.name}")
+        parts.append(f"def {fw}({', '.join(args)}):\n    return {_stage_code(expr, m.names)}")
+        forward_rows.append(f"    ({n.name!r}, {fw}, {_tuple(args)}, {n.loc.line}),")
     for ln, expr in m.bw_lines:
         args = sorted(s.name for s in expr.free_symbols)
         line = ln.sources[0].loc.line if ln.sources else ln.node.loc.line
-        parts.append(f"def bw_{ln.target}({', '.join(args)}):\n    return {_stage_code(expr)}")
-        backward_rows.append(f"    ({ln.target!r}, bw_{ln.target}, {_tuple(args)}, "
+        bw = m.namer.claim(f"bw_{ln.target}")
+        parts.append(f"def {bw}({', '.join(args)}):\n    return {_stage_code(expr, m.names)}")
+        backward_rows.append(f"    ({ln.target!r}, {bw}, {_tuple(args)}, "
                              f"{ln.node.name!r}, {line}),")
     tables = ["FORWARD = [", *forward_rows, "]", "BACKWARD = [", *backward_rows, "]",
               f"DIMS = {_tuple(g.dims)}", f"LOSS = {g.nodes[g.loss].name!r}",
@@ -774,8 +819,8 @@ def generate_stages(graph: Graph) -> str:
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
-def _stage_code(expr: sp.Expr) -> str:
+def _stage_code(expr: sp.Expr, names: dict[type, str]) -> str:
     """A stage's expression; a constant still gives an array, so that it can be perturbed."""
-    code = to_code(expr)
+    code = to_code(expr, names)
     return code if expr.free_symbols else f"np.asarray({code}, dtype=float)"
 

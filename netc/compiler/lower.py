@@ -959,7 +959,8 @@ class _Lowerer:
                 consumers[a].append(n.id)
         candidates = []
         for n in self.nodes:
-            if n.id in needs_target or n.op in ("input", "param", "const", "target"):
+            # an input is the output when the loss reads it straight (ce(s, y), input s)
+            if n.id in needs_target or n.op in ("param", "const", "target"):
                 continue
             if needs_input and n.id not in needs_input:  # e.g. a regulariser's sum(W^2)
                 continue
@@ -1030,11 +1031,17 @@ def _label(e) -> str:
         case _NodeExpr():
             return e.label
         case ast.Neg():
+            # -(a + b) keeps its brackets; -a * b is (-a) * b, the same number as -(a * b)
+            if isinstance(e.operand, ast.BinOp) and e.operand.op in "+-":
+                return f"-({_label(e.operand)})"
             return f"-{_label(e.operand)}"
         case ast.BinOp():
             rank = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "^": 3}
             left, right = _label(e.left), _label(e.right)
-            if isinstance(e.left, ast.BinOp) and rank[e.left.op] < rank[e.op]:
+            # ^ binds tighter than a minus sign and to the right: (-a)^2, (a^b)^c
+            if (isinstance(e.left, ast.BinOp) and (rank[e.left.op] < rank[e.op]
+                                                   or e.op == e.left.op == "^")
+                    or isinstance(e.left, ast.Neg) and e.op == "^"):
                 left = f"({left})"
             if isinstance(e.right, ast.BinOp) and rank[e.right.op] <= rank[e.op]:
                 right = f"({right})"

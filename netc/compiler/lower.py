@@ -7,6 +7,7 @@ that fails is skipped, and what depends on it is not reported again.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -1080,8 +1081,12 @@ def _kept_names(stmts) -> set[str]:
 
 
 def _stem(filename: str) -> str:
+    """The module's name from its file's (``x"; y.net`` -> ``x___y``): ASCII letters,
+    digits and underscores only, so that no file name can reach generated text as more
+    than a name."""
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    return base[:-4] if base.endswith(".net") else base
+    base = base[:-4] if base.endswith(".net") else base
+    return re.sub(r"[^0-9A-Za-z_]", "_", base) or "spec"
 
 
 def lower(spec: ast.Spec, wrt: tuple[str, ...] = ()) -> Graph:

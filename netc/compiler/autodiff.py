@@ -127,7 +127,10 @@ class _Reverse:
     def _leaf(self, node: Node) -> None:
         total, sources = self._total(node)
         name = self.namer.claim(f"grad_{node.name}")
-        if not total.full and node.shape:
+        varying = any(not s.is_integer for s in total.expr.free_symbols)  # dims: numbers
+        if not total.full and (node.shape or not varying):
+            # a constant gradient (loss L = x + y: 1) is an array of the module's dtype,
+            # as every other gradient is, not a Python number
             expr = sym.Full(sym.shape_tuple(node.shape), total.expr)
         else:
             expr = total.expr

@@ -40,11 +40,15 @@ class Emitter:
 
     symbol_shapes: dict[sp.Symbol, Shape]
     taken: set[str] = field(default_factory=set)  # the module's names: no temporary's
+    names: dict[type, str] = field(default_factory=dict)  # fn class -> its Python name
     # the last statement's temporaries: name -> (shape, the index of the line binding it)
     temps: dict[str, tuple[Shape, int]] = field(default_factory=dict)
     constants: dict[str, tuple[Shape, float]] = field(default_factory=dict)  # a row of a number
     words: dict[float, str] = field(default_factory=dict)  # a number -> its rows' first word
     lines: list[str] = field(default_factory=list)
+
+    def _code(self, e: sp.Expr) -> str:
+        return to_code(e, self.names)
 
     # -- shapes
     def shape_of(self, e: sp.Expr) -> Shape | None:
@@ -156,13 +160,13 @@ class Emitter:
     def _operand(self, e: sp.Expr, shape: Shape) -> str:
         """``e`` as an operand: itself if a leaf, else computed into a temporary."""
         if self.is_leaf(e):
-            return to_code(e)
+            return self._code(e)
         return self._into(e, self._temp(shape), shape)
 
     def _into(self, e: sp.Expr, dst: str, shape: Shape) -> str:
         """Compute ``e`` (of shape ``shape`` or broadcasting to it) into ``dst``."""
         if self.is_leaf(e):
-            return to_code(e)
+            return self._code(e)
         if isinstance(e, sym.BroadcastTo):  # a ufunc's out= broadcasts it anyway
             return self._into(e.args[0], dst, shape)
         if isinstance(e, NetFunction):
@@ -228,7 +232,8 @@ class Emitter:
             self.lines.append(f"np.greater({left}, {right}, out={dst})")
             return dst
         # no in-place form: as readable
-        self.lines.append(f"{dst}[...] = {to_code_wrapped(e, 4, WIDTH - 12 - len(dst))}")
+        code = to_code_wrapped(e, 4, WIDTH - 12 - len(dst), self.names)
+        self.lines.append(f"{dst}[...] = {code}")
         return dst
 
     def _fold(self, e: sp.Expr, dst: str, shape: Shape) -> str:
@@ -238,7 +243,7 @@ class Emitter:
         arrays = [a for a in e.args if not self.is_scalar(a)]
         scalar = sp.Add(*scalars) if is_add else sp.Mul(*scalars)
         if not arrays:
-            return to_code(e)
+            return self._code(e)
         negated = [a for a in arrays if is_add and a.could_extract_minus_sign()
                    and self.is_leaf(-a)]
         if is_add and all(self.is_leaf(a) or a in negated for a in arrays):
@@ -247,11 +252,11 @@ class Emitter:
             positive = [a for a in arrays if a not in negated]
             if positive:
                 first = positive[0]
-                acc = to_code(first)
+                acc = self._code(first)
                 rest = [a for a in arrays if a is not first]
             elif scalar != 0:
                 first = negated[0]
-                self.lines.append(f"np.subtract({to_code(scalar)}, {to_code(-first)}, "
+                self.lines.append(f"np.subtract({self._code(scalar)}, {self._code(-first)}, "
                                   f"out={dst})")
                 acc, scalar = dst, sp.Integer(0)
                 rest = negated[1:]
@@ -261,13 +266,13 @@ class Emitter:
             # 1 - h**2: h**2 into dst, then one subtraction from the scalar (not a
             # multiplication by -1 and an addition)
             acc = self._into(sp.Add(*(-a for a in arrays)), dst, shape)
-            self.lines.append(f"np.subtract({to_code(scalar)}, {acc}, out={dst})")
+            self.lines.append(f"np.subtract({self._code(scalar)}, {acc}, out={dst})")
             return dst
         elif lead := next((a for a in arrays if isinstance(a, sp.Symbol)
                            and a.name in self._dying and dst == self._target), None):
             # grad_h2 * h2 * (1 - h2) from grad_h2, which grad_z2's buffer can then be:
             # the names first, what needs a temporary last
-            acc = to_code(lead)
+            acc = self._code(lead)
             rest = sorted((a for a in arrays if a is not lead), key=lambda a: not self.is_leaf(a))
         else:
             acc, rest = self._into(_heaviest(arrays), dst, shape), _rest(arrays)
@@ -301,7 +306,7 @@ class Emitter:
         elif exp == sp.Rational(1, 2):
             self.lines.append(f"np.sqrt({arg}, out={dst})")
         else:
-            self.lines.append(f"np.power({arg}, {to_code(exp)}, out={dst})")
+            self.lines.append(f"np.power({arg}, {self._code(exp)}, out={dst})")
         return dst
 
 

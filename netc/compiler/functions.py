@@ -17,15 +17,29 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import sympy as sp
+from mpmath.libmp import prec_to_dps
 
 from netc.compiler import ast, exprcache
 from netc.compiler.errors import Loc, NetNameError, NetTypeError, NetValueError, did_you_mean
 
 
 class NetFunction(sp.Function):
-    """Base of every ``fn``: differentiated through its definition's derivatives."""
+    """Base of every ``fn``: differentiated through its definition's derivatives.
+
+    Each subclass is named ``fn:NAME``, in no namespace of SymPy's: SymPy picks printers
+    (``_print_T``, ``_print_sign``), numerical evaluation (mpmath's ``gamma``) and more by
+    a class's name, and a user's ``fn T`` or ``fn gamma`` must not become any of those.
+    """
 
     netc_fn: ElementwiseFn  # set on each subclass
+
+    def _eval_evalf(self, prec):
+        """A number through the function's own body (not mpmath's function of its name)."""
+        fn = self.netc_fn
+        if not all(a.is_number for a in self.args):
+            return None
+        return fn.body.xreplace(dict(zip(fn.symbols, self.args, strict=True))).evalf(
+            prec_to_dps(prec))
 
     def fdiff(self, argindex=1):
         fn = self.netc_fn
@@ -43,6 +57,14 @@ class DerivativeFunction(sp.Function):
     netc_fn: ElementwiseFn  # the function it is a derivative of
     index: int  # with respect to which parameter
     expr: sp.Expr  # the derivative, in the function's parameter symbols
+    stem: str  # the name the generated module gives it unless that is taken (gelu_grad)
+
+    def _eval_evalf(self, prec):
+        fn = self.netc_fn
+        if not all(a.is_number for a in self.args):
+            return None
+        return self.expr.xreplace(dict(zip(fn.symbols, self.args, strict=True))).evalf(
+            prec_to_dps(prec))
 
     def fdiff(self, argindex=1):
         raise TypeError(f"{type(self).__name__}: second derivatives are not supported")
@@ -92,11 +114,6 @@ class ElementwiseFn:
     def call(self) -> sp.Expr:
         """The function applied to its own parameter symbols: ``sigmoid(z)``."""
         return self.cls(*self.symbols)
-
-    @property
-    def helper_names(self) -> tuple[str, ...]:
-        """Names the generated module may define for it: itself and its derivatives."""
-        return (self.name, f"{self.name}_grad", *(f"{self.name}_grad_{p}" for p in self.params))
 
     @property
     def is_loss(self) -> bool:
@@ -175,7 +192,7 @@ def build(expr: ast.Expr, env: dict[str, sp.Expr], fns: dict[str, ElementwiseFn]
 
 def _build_call(expr: ast.Call, env, fns, where) -> sp.Expr:
     args = [build(a, env, fns, where) for a in expr.args]
-    if expr.func in PRIMITIVES:
+    if expr.func in PRIMITIVES and not (expr.func in fns and fns[expr.func].origin == "spec"):
         arity, ctor = PRIMITIVES[expr.func]
         if expr.kwargs or len(args) != arity:
             raise NetTypeError(f"{expr.func}() takes {arity} argument(s), got {len(args)}",
@@ -328,9 +345,9 @@ LONG_DERIVATIVE = 12  # operations; a longer derivative becomes a named helper f
 
 def _derivative_function(fn: ElementwiseFn, var: sp.Symbol, expr: sp.Expr) -> type:
     suffix = "" if len(fn.symbols) == 1 else f"_{var.name}"
-    return type(f"{fn.name}_grad{suffix}", (DerivativeFunction,),
+    return type(f"fn:{fn.name}':{var.name}", (DerivativeFunction,),
                 {"nargs": len(fn.symbols), "netc_fn": fn, "index": fn.symbols.index(var),
-                 "expr": expr})
+                 "expr": expr, "stem": f"{fn.name}_grad{suffix}"})
 
 
 def source_span(source: str, loc: Loc) -> str:
@@ -361,7 +378,7 @@ def define(node: ast.FnDef, fns: dict[str, ElementwiseFn], origin: str,
     if is_comparison:
         raise NetTypeError(f"'{node.name}' is a comparison, not a number", node.body.loc,
                            "use where(cond, a, b)", code="E504")
-    cls = type(node.name, (NetFunction,), {"nargs": len(symbols)})
+    cls = type(f"fn:{node.name}", (NetFunction,), {"nargs": len(symbols)})
     fn = ElementwiseFn(node.name, tuple(p.name for p in node.params),
                        tuple(p.default for p in node.params), symbols, body, node.loc, origin,
                        node.loss_reduce, source_span(source, node.body.loc), cls=cls,
@@ -414,7 +431,7 @@ def _cache_key(fn: ElementwiseFn, fns: dict[str, ElementwiseFn]) -> str | None:
         body = json.dumps(exprcache.dump(fn.body))
     except TypeError:
         return None
-    deps = sorted({f.func.__name__ for f in fn.body.atoms(NetFunction)} - {fn.name})
+    deps = sorted({f.netc_fn.name for f in fn.body.atoms(NetFunction)} - {fn.name})
     dep_keys = [getattr(fns[d], "key", "") for d in deps if d in fns]
     if any(not k for k in dep_keys):
         return None
@@ -444,6 +461,7 @@ def _from_cache(fn: ElementwiseFn, fns: dict[str, ElementwiseFn], cache_key: str
     if not record or record.get("name") != fn.name:
         return None
     scope = {**fns, fn.name: fn}
+    by_class = {f.cls.__name__: f for f in scope.values()}  # how the record names them
 
     def helpers(name: str, index: int) -> type | None:
         """The helper class of another function's derivative that the record calls."""
@@ -455,10 +473,10 @@ def _from_cache(fn: ElementwiseFn, fns: dict[str, ElementwiseFn], cache_key: str
     try:
         for var, rec in zip(fn.symbols, record["derivatives"], strict=True):
             if "helper" in rec:
-                expr = exprcache.load(rec["helper"], scope, helpers)
+                expr = exprcache.load(rec["helper"], by_class, helpers)
                 derivs.append(_derivative_function(fn, var, expr)(*fn.symbols))
             else:
-                derivs.append(exprcache.load(rec["expr"], scope, helpers))
+                derivs.append(exprcache.load(rec["expr"], by_class, helpers))
             forms.append(bool(rec["output_form"]))
     except (ValueError, TypeError, KeyError, IndexError):
         return None

@@ -7,6 +7,7 @@ that fails is skipped, and what depends on it is not reported again.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -42,6 +43,7 @@ MODIFIERS = {"input": {"grad"}, "target": {"int"}, "param": {"trainable", "froze
 STRUCTURAL = ("softmax", "log_softmax", "sum", "mean", "max", "min", "logsumexp",
               "transpose", "ce", "nll", "hinge")
 LOSSES = ("ce", "nll", "hinge")
+FIXED = ("where",)  # primitives a fn cannot replace: a fn takes no comparison
 MAX_ERRORS = 20
 MAX_DIM = 10**8  # a larger dim is a typo, not a network
 
@@ -85,7 +87,13 @@ class _Lowerer:
         self.nodes: list[Node] = []
         self.env: dict[str, int] = {}  # spec name -> node id
         self.failed: set[str] = set()  # names whose statement failed: no follow-up errors
-        self.namer = Namer({n for fn in self.fns.values() for n in fn.helper_names})
+        # One namer owns every Python name of the module, claimed in a fixed order: the
+        # functions (a spec function's own name is claimed with its definition), then the
+        # names the spec keeps as they are (inputs, targets, dims), params and values, and
+        # last the chains' own names; codegen goes on with the same names (helpers,
+        # gradients, temporaries), so a generated name moves, never the spec's
+        self.namer = Namer(set(self.fns), kept=_kept_names(spec.stmts))
+        self.dim_names: set[str] = set()
         self.dims: dict[str, tuple[str, int]] = {}
         self.target_kinds: dict[str, tuple] = {}
         self.bias_params: set[str] = set()
@@ -146,7 +154,11 @@ class _Lowerer:
             self.net_name = s.name
 
     def _fn_def(self, s: ast.FnDef) -> None:
-        builtin = s.name in self.fns and self.fns[s.name].origin == "prelude"
+        if s.name in STRUCTURAL or s.name in FIXED:
+            raise NetNameError(f"'{s.name}' is structural and cannot be redefined",
+                               s.name_loc, code="E205")
+        builtin = (self.fns[s.name].origin == "prelude" if s.name in self.fns
+                   else s.name in PRIMITIVES)
         if s.name in self.fns and not builtin:
             raise NetNameError(f"function '{s.name}' is defined twice", s.name_loc,
                                code="E203")
@@ -157,15 +169,13 @@ class _Lowerer:
         if s.override and not builtin:
             raise NetNameError(f"'override' but there is no built-in '{s.name}'", s.name_loc,
                                code="E206")
-        if s.name in STRUCTURAL:
-            raise NetNameError(f"'{s.name}' is structural and cannot be redefined",
-                               s.name_loc, code="E205")
         problem = definition_problem(s.name)
         if problem:
             raise NetNameError(f"{problem}, so it cannot name a function", s.name_loc,
                                f"try '{s.name}_'", code="E213")
         self.fns[s.name] = define(s, self.fns, "spec", self.spec.source)
-        self.namer.taken.update(self.fns[s.name].helper_names)
+        if s.name not in prelude():
+            self.namer.claim(s.name)
 
     def _declare(self, s: ast.TensorDecl) -> None:
         if s.name in self.decls:
@@ -196,13 +206,16 @@ class _Lowerer:
                 if s.role == "param":
                     raise NetShapeError(f"param '{s.name}' has symbolic dim '{d.value}'",
                                         d.loc, "param shapes are whole numbers", code="E303")
-                if d.value in self.decls or d.value in self.fns:
+                if d.value in self.decls or d.value in self.fns or d.value == s.name:
                     raise NetNameError(f"dim '{d.value}' has the name of a declaration",
                                        d.loc, code="E208")
                 problem = definition_problem(d.value)
                 if problem:
                     raise NetNameError(f"{problem}, so it cannot name a dim", d.loc,
                                        f"try '{d.value}_'", code="E213")
+                if d.value not in self.dim_names:  # a dim is a variable of the module
+                    self.namer.claim_exact(d.value)
+                    self.dim_names.add(d.value)
                 axis = len(shape)
                 bound = self.dims.get(d.value)
                 binder = self.decls.get(bound[0]) if bound else None  # None: it failed
@@ -282,6 +295,9 @@ class _Lowerer:
         if name in self.fns or name in STRUCTURAL:
             raise NetNameError(f"'{name}' is a function name", loc, "choose another name",
                                code="E207")
+        if name in self.dims:
+            raise NetNameError(f"'{name}' is already a dim (of {self.dims[name][0]})", loc,
+                               "choose another name", code="E208")
 
     def _assign(self, s: ast.Assign) -> None:
         name = s.name if s.name is not None else "loss"
@@ -944,7 +960,8 @@ class _Lowerer:
                 consumers[a].append(n.id)
         candidates = []
         for n in self.nodes:
-            if n.id in needs_target or n.op in ("input", "param", "const", "target"):
+            # an input is the output when the loss reads it straight (ce(s, y), input s)
+            if n.id in needs_target or n.op in ("param", "const", "target"):
                 continue
             if needs_input and n.id not in needs_input:  # e.g. a regulariser's sum(W^2)
                 continue
@@ -1015,11 +1032,17 @@ def _label(e) -> str:
         case _NodeExpr():
             return e.label
         case ast.Neg():
+            # -(a + b) keeps its brackets; -a * b is (-a) * b, the same number as -(a * b)
+            if isinstance(e.operand, ast.BinOp) and e.operand.op in "+-":
+                return f"-({_label(e.operand)})"
             return f"-{_label(e.operand)}"
         case ast.BinOp():
             rank = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "^": 3}
             left, right = _label(e.left), _label(e.right)
-            if isinstance(e.left, ast.BinOp) and rank[e.left.op] < rank[e.op]:
+            # ^ binds tighter than a minus sign and to the right: (-a)^2, (a^b)^c
+            if (isinstance(e.left, ast.BinOp) and (rank[e.left.op] < rank[e.op]
+                                                   or e.op == e.left.op == "^")
+                    or isinstance(e.left, ast.Neg) and e.op == "^"):
                 left = f"({left})"
             if isinstance(e.right, ast.BinOp) and rank[e.right.op] <= rank[e.op]:
                 right = f"({right})"
@@ -1045,9 +1068,25 @@ def _defined_names(s) -> list[str]:
     return []
 
 
+def _kept_names(stmts) -> set[str]:
+    """The names the module uses exactly as the spec writes them: inputs and targets
+    (forward()'s keyword arguments) and dims (its local variables)."""
+    kept = set()
+    for s in stmts:
+        if isinstance(s, ast.TensorDecl):
+            if s.role != "param":
+                kept.add(s.name)
+            kept.update(d.value for d in s.shape or () if isinstance(d.value, str))
+    return kept
+
+
 def _stem(filename: str) -> str:
+    """The module's name from its file's (``x"; y.net`` -> ``x___y``): ASCII letters,
+    digits and underscores only, so that no file name can reach generated text as more
+    than a name."""
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    return base[:-4] if base.endswith(".net") else base
+    base = base[:-4] if base.endswith(".net") else base
+    return re.sub(r"[^0-9A-Za-z_]", "_", base) or "spec"
 
 
 def lower(spec: ast.Spec, wrt: tuple[str, ...] = ()) -> Graph:

@@ -14,6 +14,7 @@ GENERATED = frozenset({
     "one_hot",
     "SHAPES", "INTEGER", "missing_param", "shape_mismatch", "locals", "ValueError",
     "ws", "workspace", "_WORKSPACES", "Workspace",
+    "FORWARD", "BACKWARD", "LOSS",  # the tables of the stages module (check --stages)
 })
 
 
@@ -52,8 +53,11 @@ def definition_problem(name: str) -> str | None:
 class Namer:
     """Hands out unique Python identifiers, preferring the spec's own names."""
 
-    def __init__(self, taken: set[str] | None = None) -> None:
+    def __init__(self, taken: set[str] | None = None, kept: set[str] | None = None) -> None:
         self.taken: set[str] = set(taken or ())
+        # names the spec gives things that keep them (inputs, targets, dims): no other name
+        # may take one first, whichever is claimed first; only :meth:`claim_exact` takes them
+        self.kept: frozenset[str] = frozenset(kept or ())
         # per (base, first suffix): the next suffix worth probing. Names are never released,
         # so the suffixes below it stay taken, and a long chain's probes stay linear
         self._next: dict[tuple[str, int], int] = {}
@@ -61,7 +65,7 @@ class Namer:
     def claim(self, base: str) -> str:
         """``base`` itself if free and safe, else ``base_``, ``base_2``, ``base_3``..."""
         name = base + "_" if is_reserved(base) else base
-        if name not in self.taken:
+        if name not in self.taken and name not in self.kept:
             self.taken.add(name)
             return name
         return self._suffixed(base, 2)
@@ -79,7 +83,8 @@ class Namer:
 
     def _suffixed(self, base: str, first: int) -> str:
         k = self._next.get((base, first), first)
-        while f"{base}_{k}" in self.taken or is_reserved(f"{base}_{k}"):
+        while (f"{base}_{k}" in self.taken or f"{base}_{k}" in self.kept
+               or is_reserved(f"{base}_{k}")):
             k += 1
         self._next[base, first] = k + 1
         name = f"{base}_{k}"

@@ -6,6 +6,8 @@ Spacing around operators, ``np.`` rather than ``numpy.``, ``x / 2`` rather than
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
@@ -17,8 +19,11 @@ from netc.compiler.sym import AsFloat, MatMul, MeanAxis, SumAxis
 class NetPrinter(NumPyPrinter):
     """Prints netc's SymPy expressions as readable NumPy code."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: Mapping[type, str] | None = None) -> None:
+        """``names``: the Python name the module gives each fn and derivative class (by
+        default the fn's own name, and ``gelu_grad`` for a derivative)."""
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+        self.names = names
 
     def _module_format(self, fqn, register=True):
         text = super()._module_format(fqn, register)
@@ -181,9 +186,31 @@ class NetPrinter(NumPyPrinter):
         return f"erf({self._print(expr.args[0])})"
 
     def _print_Function(self, expr):
-        if isinstance(expr, NetFunction | DerivativeFunction):
-            return f"{expr.func.__name__}({', '.join(self._print(a) for a in expr.args)})"
+        # SymPy's dispatch skips a Function's base classes that are not named like the
+        # class itself (or ...Base): netc's own bases are chosen here
+        if isinstance(expr, NetFunction):
+            return self._print_NetFunction(expr)
+        if isinstance(expr, DerivativeFunction):
+            return self._call(expr)
         return super()._print_Function(expr)
+
+    def _print_NetFunction(self, expr: NetFunction):
+        """A fn's call, by the name the module gives it; a fn that is only a primitive
+        (the prelude's ``tanh(z) = tanh(z)``) as that primitive."""
+        fn = expr.netc_fn
+        if isinstance(fn.body, sp.Function) and not isinstance(fn.body, NetFunction) \
+                and fn.body.args == fn.symbols:
+            return self._print(fn.body.func(*expr.args))
+        return self._call(expr)
+
+    def _call(self, expr) -> str:
+        return f"{self.python_name(type(expr))}({', '.join(self._print(a) for a in expr.args)})"
+
+    def python_name(self, cls: type) -> str:
+        """The name the module defines a fn or derivative class under."""
+        if self.names is not None:
+            return self.names[cls]
+        return cls.stem if issubclass(cls, DerivativeFunction) else cls.netc_fn.name
 
     # -- structural ops
     def _print_MatMul(self, expr):
@@ -300,16 +327,17 @@ def splits_ties(arg: sp.Expr) -> bool:
     return len([t for t in terms if t.free_symbols]) >= 2
 
 
-def to_code(expr: sp.Expr) -> str:
-    """One expression as NumPy source."""
-    return NetPrinter().doprint(expr)
+def to_code(expr: sp.Expr, names: Mapping[type, str] | None = None) -> str:
+    """One expression as NumPy source (``names``: see :class:`NetPrinter`)."""
+    return NetPrinter(names).doprint(expr)
 
 
-def to_code_wrapped(expr: sp.Expr, indent: int, room: int) -> str:
+def to_code_wrapped(expr: sp.Expr, indent: int, room: int,
+                    names: Mapping[type, str] | None = None) -> str:
     """Like :func:`to_code`, but a sum or product too long for ``room`` columns is written
     in parentheses with one term (or factor) per line, each printed on its own (and
     wrapped again if it is still too long)."""
-    text = to_code(expr)
+    text = to_code(expr, names)
     inner = indent + 4
     width = room + indent  # the right margin, as a column
     if len(text) > room and isinstance(expr, SumAxis | MeanAxis):
@@ -317,13 +345,13 @@ def to_code_wrapped(expr: sp.Expr, indent: int, room: int) -> str:
         fn = "sum" if isinstance(expr, SumAxis) else "mean"
         options = f"axis={NetPrinter()._axis(axes)}" + (", keepdims=True" if keep == sp.true
                                                           else "")
-        body = to_code_wrapped(arr, inner, width - inner - 1)
+        body = to_code_wrapped(arr, inner, width - inner - 1, names)
         return f"np.{fn}(\n{' ' * inner}{body},\n{' ' * inner}{options},\n{' ' * indent})"
     if len(text) <= room or not isinstance(expr, sp.Add | sp.Mul):
         return text
 
     def part(op: str, e: sp.Expr, paren: tuple[type, ...]) -> str:
-        body = to_code_wrapped(e, inner, width - inner - len(op))
+        body = to_code_wrapped(e, inner, width - inner - len(op), names)
         if isinstance(e, paren) and not body.startswith("(\n"):
             body = f"({body})"
         return op + body

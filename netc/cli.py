@@ -62,7 +62,7 @@ def cmd_check(args) -> int:
     source = compile_spec(text, args.spec, wrt=tuple(args.wrt))
     module = load_source(source, Path(args.spec).stem.replace("-", "_"))
     report = check_grads(module, seed=args.seed, tol=args.tol)
-    print(f"{args.spec}: loss {float(report.loss):.6g}")
+    print(f"{args.spec}: loss {float(report.loss) + 0.0:.6g}")  # + 0.0: no "-0"
     print(report.format_table())
     ok = report.ok
     if args.stages:

@@ -299,3 +299,20 @@ def test_eval_and_predict_a_fixed_shape_spec(capsys, tmp_path):
     rows = out.splitlines()
     assert rows[0] == "out0,out1" and len(rows) == 4
     assert all(abs(float(r.split(",")[0]) - 10) < 2 for r in rows[1:])
+
+
+def test_a_zero_loss_prints_as_0_not_minus_0(capsys, tmp_path):
+    """The lecture's cat/car/frog scores with a sure, right answer: the softmax loss is
+    -(0) = -0.0 in the module, and every place that prints a loss shows it as 0."""
+    spec = tmp_path / "sure.net"
+    spec.write_text("input s: [n, 3]\ntarget y: [n] int\ns -> ce(y)\n")
+    data = tmp_path / "d.npz"
+    np.savez(data, s=np.array([[2000.0, 0.0, 0.0]]), y=np.array([0]))
+    module = compile_module("sure", spec.read_text())
+    loss, _ = module.forward({}, s=np.array([[2000.0, 0.0, 0.0]]), y=np.array([0]))
+    assert loss == 0 and np.signbit(loss)  # the case exists
+    params = tmp_path / "p.npz"
+    np.savez(params)
+    assert main(["eval", str(spec), "--params", str(params), "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "loss 0," in out and "-0" not in out

@@ -163,7 +163,8 @@ class GradCheckReport:
             summary = f"FAILED: {n_fail} of {len(self.rows)} tensors"
         else:
             summary = f"OK: {len(self.rows)} tensors"
-        lines.append(f"{summary} (tol {self.tol:.1e}, eps {self.eps:.1e}, loss {self.loss:.6g}, "
+        loss = self.loss + 0.0  # a zero loss written -(...) is -0.0: print it as 0
+        lines.append(f"{summary} (tol {self.tol:.1e}, eps {self.eps:.1e}, loss {loss:.6g}, "
                      f"differences below {self.abs_floor:.1e} are rounding noise)")
         return "\n".join(lines)
 

@@ -32,7 +32,7 @@ class Metrics:
     n: int
 
     def format(self) -> str:
-        text = f"loss {self.loss:.6g}"
+        text = f"loss {self.loss + 0.0:.6g}"  # + 0.0: a zero loss -(0) prints 0, not -0
         if self.accuracy is not None:
             text += f", accuracy {self.accuracy:.4f} ({self.correct}/{self.total})"
         return text

@@ -151,7 +151,7 @@ def plot_boundaries(net: Any, data: Dataset,
                         cmap=cmap, vmin=0, vmax=max(classes - 1, 1), alpha=0.3)
         ax.scatter(x[:, 0], x[:, 1], c=labels, cmap=cmap, vmin=0, vmax=max(classes - 1, 1),
                    s=12, edgecolors="k", linewidths=0.3)
-        ax.set_title(f"step {step}, loss {loss:.4g}", fontsize=10)
+        ax.set_title(f"step {step}, loss {loss + 0.0:.4g}", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in axes[len(steps):]:

@@ -56,7 +56,7 @@ class SweepResult:
         header = ["lr", "final loss"] + (["accuracy"] if has_acc else []) + ["status"]
         body = []
         for r in self.rows():
-            loss = "-" if r["final_loss"] is None else f"{r['final_loss']:.6g}"
+            loss = "-" if r["final_loss"] is None else f"{r['final_loss'] + 0.0:.6g}"
             status = {"done": "ok", "interrupted": f"interrupted at step {r['steps']}"}.get(
                 r["status"], "")
             if r["status"] == "diverged":

@@ -60,7 +60,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     """The environment of every child: this checkout's netc first, one BLAS thread."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("NETC_CACHE", tempfile.mkdtemp(prefix="netc-attack-cache-"))
+    if "NETC_CACHE" not in env:  # never the user's cache
+        env["NETC_CACHE"] = tempfile.mkdtemp(prefix="netc-attack-cache-")
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONDONTWRITEBYTECODE="1")
     env.update(extra)

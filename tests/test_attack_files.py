@@ -32,6 +32,7 @@ from attack_lib import (
     CLEAN,
     EXECUTED,
     HANG,
+    INVALID,
     LONG,
     OK,
     ROOT,
@@ -88,7 +89,7 @@ def _file_name_try(tmp: Path, case: str, command: str) -> tuple[str, str]:
             return WRONG, f"no module written: {run.stdout}"
         lint = ruff_problems({"m": module.read_text(encoding="utf-8")})
         if lint:
-            return WRONG, f"the module is not ruff-clean:\n{lint['m']}"
+            return INVALID, f"the module is not ruff-clean:\n{lint['m']}"
         res = subprocess.run([sys.executable, str(module)], cwd=work, capture_output=True,
                              text=True, timeout=60)
         if res.returncode != 0:

@@ -53,7 +53,7 @@ def cmd_check(args) -> int:
 
     text = _read(args.spec)
     source = compile_spec(text, args.spec, wrt=tuple(args.wrt))
-    module = load_source(source, Path(args.spec).stem.replace("-", "_"))
+    module = load_source(source, Path(args.spec).stem)
     report = check_grads(module, seed=args.seed, tol=args.tol)
     print(f"{args.spec}: loss {float(report.loss):.6g}")
     print(report.format_table())

@@ -9,6 +9,7 @@ name only ever contributes letters, digits and underscores to a module's name.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import importlib.abc
@@ -26,6 +27,31 @@ from netc.compiler import compile_spec
 from netc.compiler.cache import cache_dir, write_new
 
 MAX_NAME = 40  # characters of a file's stem kept in a module's name
+MAX_SPEC_BYTES = 16 * 2**20  # no spec is this long: a bigger file is not one
+
+
+def read_spec(path: str | os.PathLike) -> str:
+    """The text of the spec file at ``path``, read only if it is a regular file.
+
+    A FIFO or device is refused, not read (reading one could block forever), and so is a
+    file too large to be a spec. Raises FileNotFoundError, OSError (its ``strerror`` says
+    why) or UnicodeDecodeError, which callers word as E001 and E002.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "it is a folder", str(path))
+        raise OSError(errno.EINVAL, "it is not a regular file (a FIFO, device or socket)",
+                      str(path))
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_SPEC_BYTES // 2**20} MiB, too large "
+                                   "to be a spec", str(path))
+    return data.decode("utf-8")
 
 
 def module_name(text: str) -> str:
@@ -110,6 +136,6 @@ def _private_dir() -> Path:
 def load(path: str | os.PathLike, wrt: tuple[str, ...] = ()) -> ModuleType:
     """Compile the spec at ``path`` (if it changed) and return the generated module."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = read_spec(path)
     source = compile_spec(text, str(path), wrt=wrt)
     return load_source(source, path.stem)

@@ -25,7 +25,7 @@ from netc.runtime.gradcheck import (
     resolve_dims,
     sample_inputs,
 )
-from netc.runtime.loader import load_source
+from netc.runtime.loader import load_source, module_name
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,10 @@ def check_stages(text: str, filename: str = "<spec>", module: ModuleType | None 
     ``module`` is the compiled spec (for its ``init_params`` and input shapes); it is
     loaded when not given. Params and inputs default to those of ``check_grads``.
     """
-    stem = Path(filename).stem  # load_source keeps only its letters, digits and underscores
-    stages = load_source(compile_stages(text, filename), "stages_" + stem)
+    # only the name's letters, digits and underscores reach the stages module's text, as
+    # they alone reach its module name: no file name is ever pasted into code
+    stem = module_name(Path(filename).stem)
+    stages = load_source(compile_stages(text, f"{stem}.net"), "stages_" + stem)
     if module is None:
         from netc.compiler import compile_spec
 

@@ -200,7 +200,8 @@ def _as_numbers(name: str, a: np.ndarray, kind: tuple | None, source: str) -> np
             raise data_error(f"array '{name}' has class index {a.max()}, far outside any "
                              "number of classes", "E605", source)
         return a.astype(np.int64)
-    return a.astype(np.float64)
+    with np.errstate(over="ignore"):  # a longdouble past float64 becomes inf: E605 says so
+        return a.astype(np.float64)
 
 
 def _check_values(name: str, a: np.ndarray, kind: tuple | None, decl: tuple,

@@ -27,14 +27,17 @@ array and, for a shape, both shapes.
 from __future__ import annotations
 
 import csv
+import io
+import lzma
 import math
+import os
 import re
+import stat
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -46,8 +49,12 @@ __all__ = [
     "SpecLayout",
     "check_data",
     "data_error",
+    "check_size",
     "examples_to_array",
+    "memory_limit",
+    "open_regular",
     "read_data",
+    "read_npz",
     "spec_layout",
 ]
 
@@ -189,8 +196,12 @@ def _as_numbers(name: str, a: np.ndarray, kind: tuple | None, source: str) -> np
             raise data_error(
                 f"array '{name}' holds class indices and must be integers, not {a.dtype}",
                 "E603", source, hint=f"save it as {name}.astype(np.int64)")
+        if a.dtype.kind == "u" and a.size and a.max() > np.iinfo(np.int64).max:
+            raise data_error(f"array '{name}' has class index {a.max()}, far outside any "
+                             "number of classes", "E605", source)
         return a.astype(np.int64)
-    return a.astype(np.float64)
+    with np.errstate(over="ignore"):  # a longdouble past float64 becomes inf: E605 says so
+        return a.astype(np.float64)
 
 
 def _check_values(name: str, a: np.ndarray, kind: tuple | None, decl: tuple,
@@ -367,29 +378,138 @@ def _classes_wanted(layout: SpecLayout, target: str | None) -> int | None:
 # --------------------------------------------------------------------------- sources
 
 
-def _read_npz(path: str) -> dict[str, np.ndarray]:
+#: The most bytes the arrays of one data file may take once read (as float64), whatever
+#: the machine; less when less memory is available (see :func:`memory_limit`).
+MAX_DATA_BYTES = 8 * 2**30
+#: A CSV file's cells take about this many times the file's size while they are parsed.
+CSV_OVERHEAD = 16
+#: The most examples a toy set may have.
+MAX_TOY_SIZE = 10_000_000
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def memory_limit() -> int:
+    """The bytes a data file may take: :data:`MAX_DATA_BYTES`, or half the memory the
+    system says is available when that is less."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise ValueError("an .npy file, not an .npz archive")
-            return {k: z[k] for k in z.files}
+        with open("/proc/meminfo", encoding="ascii") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        available = int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        try:
+            available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            available = MAX_DATA_BYTES * 2
+    return min(MAX_DATA_BYTES, available // 2)
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def check_size(nbytes: int, what: str, path: str) -> None:
+    """Refuse (E609) to allocate ``nbytes`` for ``what`` beyond :func:`memory_limit`."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise data_error(f"{what} would take {_bytes(nbytes)}, more than netc reads "
+                         f"({_bytes(limit)})", "E609", path,
+                         hint="a smaller file, or a subset of the examples")
+
+
+def open_regular(path: str, code: str = "E601") -> BinaryIO:
+    """Open the regular file ``path`` for reading; anything else is a clear error.
+
+    A FIFO, a device or a socket is refused without blocking (it is opened non-blocking
+    and checked before anything is read), a folder is named as one.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise data_error(f"no such data file: {path}", "E601", path) from None
-    except IsADirectoryError:
-        raise data_error(f"{path} is a folder, not an .npz file", "E601", path) from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
-        raise data_error(f"cannot read {path}: truncated or not an .npz archive ({e})",
-                         "E601", path) from None
+        raise data_error(f"no such file: {path}", code, path) from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+        raise data_error(f"cannot read {path}: {getattr(e, 'strerror', None) or e}", code,
+                         path) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, device " \
+                                                     "or socket)"
+        raise data_error(f"{path} is {what}; netc reads data from files", code, path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_npz(path: str, code: str = "E601") -> dict[str, np.ndarray]:
+    """The arrays of the ``.npz`` archive at ``path``, each checked before it is read.
+
+    Every member's ``.npy`` header is read first: object arrays are refused (nothing is
+    unpickled), and an archive whose arrays would take more than :func:`memory_limit`, or
+    whose header claims more data than its member holds, is refused before anything is
+    allocated. Members that are not ``.npy`` files are ignored.
+    """
+    with open_regular(path, code) as f:
+        if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+            raise data_error(f"{path} is an .npy file (one array), not an .npz archive",
+                             code, path, hint="save the arrays by name: "
+                                              "np.savez(path, x=x, y=y)")
+        f.seek(0)
+        try:
+            with zipfile.ZipFile(f) as z:
+                return _npz_members(z, path, code)
+        except (OSError, ValueError, EOFError, KeyError, RuntimeError, NotImplementedError,
+                zipfile.BadZipFile, zlib.error, lzma.LZMAError) as e:
+            # RuntimeError: an encrypted member; NotImplementedError: an unknown compression
+            raise data_error(f"cannot read {path}: truncated or not an .npz archive ({e})",
+                             code, path) from None
+
+
+def _npz_members(z: zipfile.ZipFile, path: str, code: str) -> dict[str, np.ndarray]:
+    members = [i for i in z.infolist() if i.filename.endswith(".npy")]
+    total = 0
+    for info in members:
+        name = info.filename[:-4]
+        with z.open(info) as m:
+            shape, dtype = _npy_header(m)
+        if dtype.hasobject:
+            raise data_error(f"array '{name}' holds Python objects ({dtype}); netc reads "
+                             "arrays of numbers and never unpickles", "E603", path)
+        count = math.prod(shape)
+        if count * dtype.itemsize > info.file_size:
+            raise data_error(f"array '{name}' claims {count} values of {dtype}, more than its "
+                             f"{info.file_size} bytes hold: the file is damaged", code, path)
+        total += count * max(dtype.itemsize, 8)  # numbers become float64
+        check_size(total, f"array '{name}' of shape {tuple(shape)}", path)
+    out = {}
+    for info in members:
+        with z.open(info) as m:
+            out[info.filename[:-4]] = np.lib.format.read_array(m, allow_pickle=False)
+            m.read()  # to the member's end, where zipfile checks its CRC: a flipped bit fails
+    return out
+
+
+def _npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype an ``.npy`` stream's header states (nothing else is read)."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f".npy format version {version} is not supported")
+    return shape, dtype
 
 
 def _read_csv(path: str) -> tuple[list[str] | None, list[list[str]]]:
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    except FileNotFoundError:
-        raise data_error(f"no such data file: {path}", "E601", path) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise data_error(f"cannot read {path}: {e}", "E601", path) from None
+    with open_regular(path) as raw:
+        check_size(os.fstat(raw.fileno()).st_size * CSV_OVERHEAD, "the CSV file's cells",
+                   path)
+        try:
+            # utf-8-sig: a byte order mark is not part of the first column's name
+            with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as f:
+                rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise data_error(f"cannot read {path}: {e}", "E601", path) from None
     if not rows:
         raise data_error("the file is empty", "E606", path)
     header = None
@@ -516,6 +636,10 @@ def _csv_to_array(layout: SpecLayout, name: str, vals: np.ndarray, path: str) ->
         if not np.all(vals == np.round(vals)):
             raise data_error(f"column of '{name}' holds class indices, but not all are "
                              "whole numbers", "E603", path)
+        worst = vals[np.argmax(np.abs(vals)), 0]
+        if abs(worst) >= 2**53:  # beyond it int64 and float64 disagree on the index
+            raise data_error(f"column of '{name}' has class index {worst:g}, far outside "
+                             "any number of classes", "E605", path)
         labels = vals[:, 0].astype(np.int64)
         if kind[0] == "class":
             return _encode_labels(layout, name, labels, 0, path)
@@ -523,6 +647,7 @@ def _csv_to_array(layout: SpecLayout, name: str, vals: np.ndarray, path: str) ->
         if labels.min() < 0 or labels.max() >= classes:
             raise data_error(f"column of '{name}' has class index {labels.max()}, outside "
                              f"0..{classes - 1}", "E605", path)
+        check_size(labels.size * classes * 8, f"one-hot rows of {classes} classes", path)
         return _encode_labels(layout, name, labels, classes, path)
     return _from_examples(layout, name, vals, path)
 
@@ -549,8 +674,8 @@ def _toy_arrays(net: Any, name: str, *, seed: int, size: int | None,
         raise data_error(f"toy:{name} has 2 features, but the spec's '{x_name}' takes {dim}",
                          "E608", source)
     n = 200 if size is None else size
-    if n < 1:
-        raise data_error("--toy-size must be at least 1", "E608", source)
+    _check_toy_options(n, noise, target, source)
+    check_size(n * (dim + 1) * 8, f"{n} examples of {dim} features", source)
     wanted = _classes_wanted(layout, tgt)
     kind = layout.targets[tgt][0] if tgt else None
     if name in toy.CLASSIFICATION:
@@ -585,6 +710,18 @@ def _toy_arrays(net: Any, name: str, *, seed: int, size: int | None,
     return arrays
 
 
+def _check_toy_options(n: int, noise: float | None, target: Sequence[float] | None,
+                       source: str) -> None:
+    if not 1 <= n <= MAX_TOY_SIZE:
+        raise data_error(f"--toy-size must be between 1 and {MAX_TOY_SIZE:,}, not {n}", "E608",
+                         source)
+    if noise is not None and not (math.isfinite(noise) and noise >= 0):
+        raise data_error(f"--toy-noise must be a finite number at least 0, not {noise:g}",
+                         "E608", source)
+    if target is not None and not all(math.isfinite(v) for v in target):
+        raise data_error("--toy-target's values must be finite numbers", "E608", source)
+
+
 def read_data(net: Any, source: str | Mapping[str, Any] | Dataset, *, seed: int = 0,
               toy_size: int | None = None, toy_noise: float | None = None,
               toy_target: Sequence[float] | None = None,
@@ -615,12 +752,12 @@ def read_data(net: Any, source: str | Mapping[str, Any] | Dataset, *, seed: int 
     if source.startswith("toy:"):
         arrays = _toy_arrays(net, source[4:], seed=seed, size=toy_size, noise=toy_noise,
                              target=toy_target)
-    elif not Path(source).exists():
-        raise data_error(f"no such data file: {source}", "E601", source)
     elif source.endswith(".npz"):
-        arrays = _read_npz(source)
+        arrays = read_npz(source)
     elif source.endswith(".csv"):
         arrays = _csv_arrays(net, source, columns or {}, require_targets)
+    elif not os.path.lexists(source):
+        raise data_error(f"no such data file: {source}", "E601", source)
     else:
         raise data_error("unknown data format (use .npz, .csv or toy:NAME)", "E601", source)
     if columns and not source.endswith(".csv"):

@@ -1,44 +1,141 @@
-"""Compile a spec and import the generated module, cached by the spec's hash."""
+"""Import generated module source as a module, by a name that is safe by construction.
+
+The source given is the one imported: it is handed to Python's import machinery from
+memory, never read back from disk, so a module file in the cache folder that was edited,
+truncated or swapped is never run. The file is still written (and rewritten whenever it
+differs) so that tracebacks and ``inspect.getsource`` show the code that runs. A file
+name only ever contributes letters, digits and underscores to a module's name.
+"""
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
+import importlib.abc
 import importlib.util
+import linecache
 import os
+import re
+import stat
 import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
 
 from netc.compiler import compile_spec
-from netc.compiler.cache import cache_dir
+from netc.compiler.cache import cache_dir, write_new
+
+MAX_NAME = 40  # characters of a file's stem kept in a module's name
+MAX_SPEC_BYTES = 16 * 2**20  # no spec is this long: a bigger file is not one
+
+
+def read_spec(path: str | os.PathLike) -> str:
+    """The text of the spec file at ``path``, read only if it is a regular file.
+
+    A FIFO or device is refused, not read (reading one could block forever), and so is a
+    file too large to be a spec. Raises FileNotFoundError, OSError (its ``strerror`` says
+    why) or UnicodeDecodeError, which callers word as E001 and E002.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "it is a folder", str(path))
+        raise OSError(errno.EINVAL, "it is not a regular file (a FIFO, device or socket)",
+                      str(path))
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_SPEC_BYTES // 2**20} MiB, too large "
+                                   "to be a spec", str(path))
+    return data.decode("utf-8")
+
+
+def module_name(text: str) -> str:
+    """``text`` as an ASCII identifier part: other characters become ``_``, 40 at most."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)[:MAX_NAME] or "spec"
+
+
+class _MemoryLoader(importlib.abc.SourceLoader):
+    """Loads a module from source held in memory; ``path`` is only where it is shown."""
+
+    def __init__(self, path: Path, data: bytes) -> None:
+        self.path = path
+        self.data = data
+
+    def get_filename(self, fullname: str) -> str:
+        return str(self.path)
+
+    def get_data(self, path: str) -> bytes:
+        return self.data
 
 
 def load_source(source: str, name: str) -> ModuleType:
-    """Import generated module source (written to the cache folder) as a module."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    folder = cache_dir() / "modules"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}_{digest}.py"
-    if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(source)
-        os.replace(tmp, path)
-    mod_name = f"netc_generated_{name}_{digest}"
+    """Import generated module source (also written to the cache folder) as a module.
+
+    ``name`` may be any text (a file's stem, say): only :func:`module_name` of it is used.
+    """
+    data = source.encode("utf-8")
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    stem = f"{module_name(name)}_{digest}"
+    mod_name = f"netc_generated_{stem}"
     if mod_name in sys.modules:
         return sys.modules[mod_name]
-    spec = importlib.util.spec_from_file_location(mod_name, path)
+    path = _place(f"{stem}.py", data)
+    loader = _MemoryLoader(path, data)
+    spec = importlib.util.spec_from_loader(mod_name, loader, origin=str(path))
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module.__file__ = str(path)
+    loader.exec_module(module)
     sys.modules[mod_name] = module
     return module
+
+
+def _place(filename: str, data: bytes) -> Path:
+    """Where the module's text is shown from: the cache, a private temporary folder when
+    the cache cannot be written (it is best-effort), or only ``linecache`` (which
+    tracebacks and ``inspect`` read) when no file can be written at all."""
+    for folder in (cache_dir() / "modules", None):
+        try:
+            return _write_if_changed(folder or _private_dir(), filename, data)
+        except OSError:
+            continue
+    shown = f"<netc-generated {filename}>"
+    text = data.decode("utf-8")
+    # an mtime of None: linecache keeps the entry, as it does for the interactive prompt's
+    linecache.cache[shown] = (len(text), None, text.splitlines(keepends=True), shown)
+    return Path(shown)
+
+
+def _write_if_changed(folder: Path, filename: str, data: bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename
+    if _read_regular(path) != data:
+        write_new(folder, filename, data, mode=0o600)
+    return path
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of the regular file at ``path``; None for anything else (never blocks)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read() if stat.S_ISREG(os.fstat(fd).st_mode) else None
+
+
+@functools.cache
+def _private_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="netc-modules-"))
 
 
 def load(path: str | os.PathLike, wrt: tuple[str, ...] = ()) -> ModuleType:
     """Compile the spec at ``path`` (if it changed) and return the generated module."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = read_spec(path)
     source = compile_spec(text, str(path), wrt=wrt)
-    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
-    return load_source(source, stem)
+    return load_source(source, path.stem)

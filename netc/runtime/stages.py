@@ -11,6 +11,7 @@ it reads. A line that disagrees is wrong by itself, whatever the lines before it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -24,7 +25,7 @@ from netc.runtime.gradcheck import (
     resolve_dims,
     sample_inputs,
 )
-from netc.runtime.loader import load_source
+from netc.runtime.loader import load_source, module_name
 
 
 @dataclass(frozen=True)
@@ -107,11 +108,14 @@ def check_stages(text: str, filename: str = "<spec>", module: ModuleType | None 
     ``module`` is the compiled spec (for its ``init_params`` and input shapes); it is
     loaded when not given. Params and inputs default to those of ``check_grads``.
     """
-    stages = load_source(compile_stages(text, filename), "stages_" + _stem(filename))
+    # only the name's letters, digits and underscores reach the stages module's text, as
+    # they alone reach its module name: no file name is ever pasted into code
+    stem = module_name(Path(filename).stem)
+    stages = load_source(compile_stages(text, f"{stem}.net"), "stages_" + stem)
     if module is None:
         from netc.compiler import compile_spec
 
-        module = load_source(compile_spec(text, filename), _stem(filename))
+        module = load_source(compile_spec(text, filename), stem)
     params = off_kinks(params if params is not None else module.init_params(seed), seed)
     if inputs is None:
         inputs = sample_inputs(module, resolve_dims(module), seed)
@@ -151,8 +155,3 @@ def _coords(shape, max_checks: int, rng: np.random.Generator) -> list[tuple[int,
     pick = rng.choice(len(every), size=max_checks, replace=False)
     return [every[i] for i in sorted(pick)]
 
-
-def _stem(filename: str) -> str:
-    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    base = base[:-4] if base.endswith(".net") else base
-    return "".join(c if c.isalnum() else "_" for c in base) or "spec"

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from netc.runtime.data import data_error
+from netc.runtime.data import data_error, read_npz
 from netc.runtime.errors import NetTrainError, train_error
 
 __all__ = [
@@ -189,13 +189,8 @@ def load_params(net: Any, path: str | os.PathLike) -> dict[str, np.ndarray]:
         path = path / "params.npz"
     if not path.exists():
         raise data_error(f"no such params file: {path}", "E607", str(path))
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:  # noqa: BLE001 - zip, zlib, format errors: all "unreadable"
-        raise data_error(f"cannot read {path}: truncated or not an .npz archive ({e})",
-                         "E607", str(path)) from None
-    return check_params(net, arrays, str(path))
+    # read as data files are: a FIFO is refused, not waited on; headers are checked first
+    return check_params(net, read_npz(str(path), "E607"), str(path))
 
 
 # --------------------------------------------------------------------------- history

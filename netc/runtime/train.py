@@ -96,18 +96,18 @@ def _spec_text(net: ModuleType) -> str | None:
 def load_net(spec: str | os.PathLike) -> tuple[ModuleType, str, str]:
     """Compile the spec at ``spec``: ``(module, spec text, module source)``."""
     from netc.compiler import compile_spec
-    from netc.runtime.loader import load_source
+    from netc.runtime.loader import load_source, read_spec
 
     path = Path(spec)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_spec(path)  # a FIFO or device is refused, not waited on
     except FileNotFoundError:
         raise NetError(f"no such file: {spec}", code="E001") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise NetError(f"cannot read {spec}: {e}", code="E002") from None
+    except (OSError, ValueError) as e:  # ValueError: undecodable text, a NUL in the name
+        raise NetError(f"cannot read {spec}: {getattr(e, 'strerror', None) or e}",
+                       code="E002") from None
     source = compile_spec(text, str(spec), style="fast")  # training wants speed
-    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
-    return load_source(source, stem), text, source
+    return load_source(source, path.stem), text, source
 
 
 def _module_source(net: ModuleType) -> str | None:
@@ -489,7 +489,7 @@ def _run_module(run_dir: Path, name: str) -> ModuleType:
 
     path, source = runs.read_module(run_dir, name)
     try:
-        net = load_source(source, "".join(c if c.isalnum() else "_" for c in path.stem))
+        net = load_source(source, path.stem)
     except Exception as e:  # noqa: BLE001 - the file is the user's: anything can fail in it
         raise train_error(f"cannot import it: {type(e).__name__}: {e}", "E708",
                           path=path) from None

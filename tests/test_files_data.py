@@ -214,3 +214,29 @@ def test_cli_data_errors_are_one_line(net, tmp_path, monkeypatch, capsys):
             err = capsys.readouterr().err
             assert err.startswith(f"{data}: error: ") and "Traceback" not in err, err
     assert not (tmp_path / "r").exists()
+
+
+def test_cli_params_and_spec_that_are_not_regular_files(net, tmp_path, monkeypatch, capsys):
+    """A FIFO as --params or as the spec of eval, predict, train and sweep is refused at
+    once (each waited on it forever), as is a params file that is really an .npy."""
+    from conftest import SPECS
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.net").write_text((SPECS / "cs231n_section.net").read_text())
+    np.savez("d.npz", x=X, y=Y)
+    os.mkfifo("fifo.npz")
+    os.mkfifo("fifo.net")
+    np.save("one.npy", np.zeros(3))
+    os.rename("one.npy", "one.npz")
+    for params in ("fifo.npz", "one.npz"):
+        for cmd in ("eval", "predict"):
+            assert cli.main([cmd, "s.net", "--params", params, "--data", "d.npz"]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"{params}: error: ") and "[E607]" in err, err
+    for cmd in (["eval", "fifo.net", "--params", "p.npz"],
+                ["predict", "fifo.net", "--params", "p.npz"],
+                ["train", "fifo.net", "--steps", "1", "--no-plot", "-q", "--out", "r"],
+                ["sweep", "fifo.net", "--lr", "0.1", "--steps", "1", "--out", "sw"]):
+        assert cli.main([*cmd, "--data", "d.npz"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("fifo.net: error: ") and "[E002]" in err, err

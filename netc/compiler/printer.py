@@ -98,7 +98,7 @@ class NetPrinter(NumPyPrinter):
             return sign + (self._paren(factors[0], PRECEDENCE["Mul"]) if sign
                            else self._print(factors[0]))
         if float(coeff) != 1:  # a Float 1.0 is no factor either
-            if isinstance(coeff, sp.Rational) and coeff.q != 1:
+            if isinstance(coeff, sp.Rational) and 1 < coeff.q < _EXACT > abs(coeff.p):
                 if coeff.p != 1:
                     num.append(str(coeff.p))
                 den.append(str(coeff.q))

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 import sympy as sp
 
-from netc.compiler import ast, shapes, sym
+from netc.compiler import ast, budget, shapes, sym
 from netc.compiler.errors import (
     Loc,
     NetError,
@@ -126,6 +126,10 @@ class _Lowerer:
         return self._graph()
 
     def _guard(self, fn, stmt) -> None:
+        try:
+            budget.check(stmt.loc)
+        except NetError as e:  # past the deadline: stop here, with what was found so far
+            raise NetErrors([*self.errors, e]) from None
         try:
             fn(stmt)
         except _Skip:

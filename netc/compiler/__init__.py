@@ -26,7 +26,7 @@ def compile_spec(text: str, filename: str = "<spec>", wrt: tuple[str, ...] = (),
     The result is cached on disk by the spec's text, its file name, ``wrt`` and the
     compiler's own source: compiling an unchanged spec again imports neither Lark nor SymPy.
     """
-    from netc.compiler import cache
+    from netc.compiler import budget, cache
 
     name = cache.key("module", text, filename, repr(tuple(wrt)), style, dtype) + ".py"
     cached = cache.read("compiled", name)
@@ -37,7 +37,8 @@ def compile_spec(text: str, filename: str = "<spec>", wrt: tuple[str, ...] = (),
     from netc.compiler.parser import parse
 
     try:
-        source = generate(lower(parse(text, filename), wrt=tuple(wrt)), style, dtype)
+        with budget.compiling(text):
+            source = generate(lower(parse(text, filename), wrt=tuple(wrt)), style, dtype)
     except NetError as e:
         raise _located(e, text, filename) from None
     cache.write("compiled", name, source)
@@ -47,12 +48,14 @@ def compile_spec(text: str, filename: str = "<spec>", wrt: tuple[str, ...] = (),
 def compile_stages(text: str, filename: str = "<spec>", wrt: tuple[str, ...] = ()) -> str:
     """Compile spec text to a debugging module with one function per stage (see
     :func:`netc.compiler.codegen.generate_stages`)."""
+    from netc.compiler import budget
     from netc.compiler.codegen import generate_stages
     from netc.compiler.lower import lower
     from netc.compiler.parser import parse
 
     try:
-        return generate_stages(lower(parse(text, filename), wrt=tuple(wrt)))
+        with budget.compiling(text):
+            return generate_stages(lower(parse(text, filename), wrt=tuple(wrt)))
     except NetError as e:
         raise _located(e, text, filename) from None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -149,18 +150,97 @@ _COMPARE = {"<": sp.StrictLessThan, ">": sp.StrictGreaterThan, "<=": sp.LessThan
 
 
 def number(node: ast.Num) -> sp.Expr:
-    """Integers stay exact (so 1/2 is a Rational); other literals are Floats."""
+    """Integers stay exact (so 1/2 is a Rational); other literals are Floats (the parser
+    has refused those float64 cannot hold)."""
     if node.text.isdigit() and len(node.text) <= 18:
         return sp.Integer(int(node.text))
-    if not math.isfinite(node.value):
-        raise NetValueError(f"the number {node.text[:20]} is too large for float64", node.loc,
-                            code="E419")
     return sp.Float(node.value)
+
+
+# float64 holds magnitudes below 2^1024; below 2^-1074 (half of it, rounded) it holds 0
+_MAX_BITS, _MIN_BITS = 1024, -1075
+FLOAT_MAX = sys.float_info.max
+
+
+def power(base: sp.Expr, exp: sp.Expr, loc: Loc) -> sp.Expr:
+    """``base ** exp``, refused when both are numbers and the result is no float64.
+
+    Checked before SymPy sees it: SymPy raises an Integer to an Integer exactly, and
+    ``9^9^9`` is an integer of 1.2 billion bits (it never finished), ``2^2^2^2^2^2``
+    one of 2^65536 (1 GB before it failed).
+    """
+    if not (base.is_number and exp.is_number):
+        return sp.Pow(base, exp)
+    b, e = float(base), float(exp)  # both are float64 already: their parts were checked
+    if b < 0 and not e.is_integer():
+        raise NetValueError(f"{b!r} ^ {e!r} is not a real number", loc,
+                            "a negative number has no real non-integer power", code="E413")
+    if b == 0 and e < 0:
+        raise NetValueError("0 to a negative power is infinite", loc, code="E413")
+    bits = e * math.log2(abs(b)) if b not in (0.0, 1.0, -1.0) else 0.0
+    if bits >= _MAX_BITS:
+        raise NetValueError(f"{describe(base)} ^ {describe(exp)} is too large for float64 (about "
+                            f"2^{bits:.4g})", loc, f"float64 ends at {FLOAT_MAX!r}",
+                            code="E419")
+    if bits < _MIN_BITS:
+        raise NetValueError(f"{describe(base)} ^ {describe(exp)} is too small for float64: it "
+                            "would be 0", loc, "write 0 if you mean 0", code="E421")
+    return sp.Pow(base, exp)
+
+
+def checked(expr: sp.Expr, loc: Loc) -> sp.Expr:
+    """``expr`` itself, once each constant in it is known to be a finite real float64.
+
+    SymPy folds numbers exactly or in arbitrary precision, where float64 would not:
+    ``a * 1e308 * 10`` is ``1.0e309*a``, and ``exp(1000)`` or ``(-8)^(1/3)`` stay exact.
+    Printed, they would be ``inf`` (a NameError when the module runs), an infinite loss or
+    a complex one. Expressions are checked as they are built, bottom up, so the error
+    points at the operation that leaves float64.
+    """
+    for c in _constants(expr):
+        value = c.evalf(20)
+        re, im = value.as_real_imag()
+        if not (re.is_finite and im.is_finite):
+            raise NetValueError(f"{describe(c)} is not a finite number", loc, code="E413")
+        if im != 0:
+            raise NetValueError(f"{describe(c)} is not a real number", loc, code="E413")
+        if abs(re) > FLOAT_MAX:
+            raise NetValueError(f"{describe(c)} is too large for float64", loc,
+                                f"float64 ends at {FLOAT_MAX!r}", code="E419")
+        if re != 0 and float(re) == 0:
+            raise NetValueError(f"{describe(c)} is too small for float64: it would be 0", loc,
+                                "write 0 if you mean 0", code="E421")
+    return expr
+
+
+def _constants(expr: sp.Basic):
+    """The largest subexpressions of ``expr`` that are numbers (``exp(3)`` in ``x exp(3)``)."""
+    if isinstance(expr, sp.Expr) and expr.is_number:
+        yield expr
+        return
+    for a in expr.args:
+        yield from _constants(a)
+
+
+def describe(expr: sp.Expr) -> str:
+    """A constant as text for a message: short, and never a number of 10,000 digits."""
+    if isinstance(expr, sp.Integer) and abs(expr) > 10**20:
+        return f"an integer of {int(expr).bit_length()} bits"
+    if any(max(abs(r.p), r.q) > 10**20 for r in expr.atoms(sp.Rational)):
+        return "this constant"  # str() of a 5,000-digit integer raises
+    text = str(expr)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def build(expr: ast.Expr, env: dict[str, sp.Expr], fns: dict[str, ElementwiseFn],
           where: str) -> sp.Expr:
-    """SymPy expression for an elementwise AST expression over names bound in ``env``."""
+    """SymPy expression for an elementwise AST expression over names bound in ``env``;
+    each of its constants is a finite real float64 (see :func:`checked`)."""
+    return checked(_build(expr, env, fns, where), expr.loc)
+
+
+def _build(expr: ast.Expr, env: dict[str, sp.Expr], fns: dict[str, ElementwiseFn],
+           where: str) -> sp.Expr:
     match expr:
         case ast.Num():
             return number(expr)
@@ -178,8 +258,10 @@ def build(expr: ast.Expr, env: dict[str, sp.Expr], fns: dict[str, ElementwiseFn]
             if op == "@":
                 raise NetTypeError(f"'@' is not elementwise and cannot appear in {where}",
                                    expr.loc, code="E502")
+            if op == "^":
+                return power(a, b, expr.loc)
             return {"+": sp.Add, "-": lambda x, y: x - y, "*": sp.Mul,
-                    "/": lambda x, y: x / y, "^": sp.Pow}[op](a, b)
+                    "/": lambda x, y: x / y}[op](a, b)
         case ast.Compare(op=op, left=left, right=right):
             return _COMPARE[op](build(left, env, fns, where), build(right, env, fns, where))
         case ast.Call():
@@ -293,7 +375,10 @@ def _output_form(body: sp.Expr, deriv: sp.Expr, var: sp.Symbol, out: sp.Symbol):
     inverse = _invert(body, var, out)
     if inverse is None:
         return None
-    form = _normal_sign(sp.factor(sp.expand(deriv.subs(var, inverse))))
+    expanded = sp.expand(deriv.subs(var, inverse))
+    if not _algebra_is_cheap(expanded):
+        return None
+    form = _normal_sign(sp.factor(expanded))
     if var in form.free_symbols or form.has(sp.atanh, sp.log):
         return None
     if sp.count_ops(form) > sp.count_ops(deriv):
@@ -305,14 +390,48 @@ def _functions_in(expr: sp.Expr) -> set[type]:
     return {type(f) for f in expr.atoms(sp.Function)}
 
 
+# Polynomial algebra (factor, cancel) is run only on expressions within these bounds. Its
+# cost grows exponentially with the number of generators (each tanh(p) of a product of
+# tanh over 13 parameters doubled the time of factor: 0.12 s at 10, 1 s at 13) and fast
+# with the degree and length (the derivative of 1/(z+1) + ... + 1/(z+59), put over one
+# denominator of degree 118, took 20 s). The prelude's largest derivative (gelu's) has 38
+# operations, 5 generators and degree 2; a derivative past the bounds is kept as SymPy
+# gives it: correct, only not tidied.
+MAX_ALGEBRA_OPS = 60
+MAX_ALGEBRA_GENERATORS = 6
+MAX_ALGEBRA_DEGREE = 16
+
+
+def _algebra_is_cheap(expr: sp.Expr) -> bool:
+    """Whether factor and cancel of ``expr`` are cheap: within the bounds above."""
+    if sp.count_ops(expr) > MAX_ALGEBRA_OPS:
+        return False
+    generators: set[sp.Expr] = set()
+    return (_degree(expr, generators) <= MAX_ALGEBRA_DEGREE
+            and len(generators) <= MAX_ALGEBRA_GENERATORS)
+
+
+def _degree(expr: sp.Expr, generators: set[sp.Expr]) -> int:
+    """An upper bound of the degree of ``expr`` as a rational function; collects into
+    ``generators`` what the polynomial algebra would take as its variables."""
+    if expr.is_Number:
+        return 0
+    if isinstance(expr, sp.Add | sp.Mul):
+        return sum(_degree(a, generators) for a in expr.args)
+    if isinstance(expr, sp.Pow) and expr.exp.is_Integer:
+        return abs(int(expr.exp)) * _degree(expr.base, generators)
+    generators.add(expr)
+    return 1
+
+
 def _simplify(expr: sp.Expr) -> sp.Expr:
     """The shortest of a few cheap rewritings that brings in no new functions.
 
     ``sp.simplify`` is avoided on purpose: it is slow, and it likes forms such as
     ``1/cosh(z)**2`` that overflow where ``1 - tanh(z)**2`` does not.
     """
-    if expr.is_Atom or sp.count_ops(expr) <= 2:  # nothing to gain
-        return expr
+    if expr.is_Atom or sp.count_ops(expr) <= 2 or not _algebra_is_cheap(expr):
+        return expr  # nothing to gain, or too costly to try
     allowed = _functions_in(expr)
     best = expr
     for candidate in (sp.factor(expr), sp.cancel(expr)):
@@ -410,10 +529,10 @@ def _derive(fn: ElementwiseFn, fns: dict[str, ElementwiseFn], node: ast.FnDef):
     derivs, forms = [], []
     for var in fn.symbols:
         d = sp.diff(fn.body, var)
-        if d.has(sp.Derivative, sp.Subs, sp.nan, sp.zoo) or fn.body.has(sp.nan, sp.zoo, sp.I):
+        if d.has(sp.Derivative, sp.Subs, sp.nan, sp.zoo):  # the body's constants are checked
             raise NetValueError(f"SymPy finds no finite derivative of '{fn.name}' for "
                                 f"'{var}'", node.loc, code="E402")
-        d = _normal_sign(_simplify(_known_forms(d, fns)))
+        d = checked(_normal_sign(_simplify(_known_forms(d, fns))), node.loc)
         form = _output_form(fn.body, d, var, out)
         forms.append(form is not None)
         if form is not None:

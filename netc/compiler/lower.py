@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 import sympy as sp
 
-from netc.compiler import ast, shapes, sym
+from netc.compiler import ast, budget, shapes, sym
 from netc.compiler.errors import (
     Loc,
     NetError,
@@ -29,8 +29,10 @@ from netc.compiler.functions import (
     ElementwiseFn,
     bind_args,
     build,
+    checked,
     define,
     number,
+    power,
     prelude,
 )
 from netc.compiler.ir import Graph, Node, Tensor, placeholder
@@ -46,6 +48,10 @@ LOSSES = ("ce", "nll", "hinge")
 FIXED = ("where",)  # primitives a fn cannot replace: a fn takes no comparison
 MAX_ERRORS = 20
 MAX_DIM = 10**8  # a larger dim is a typo, not a network
+# elements in one declared tensor, counting its numeric dims: 2 GB of float64. Each dim
+# was bounded but their product was not, and [100000, 100000] failed in check() with a
+# MemoryError; the largest layer of a real network is about 2^27 (a 32000 x 4096 table).
+MAX_ELEMENTS = 2**28
 
 
 def _ref(node_id: int) -> sp.Symbol:
@@ -128,6 +134,10 @@ class _Lowerer:
         return self._graph()
 
     def _guard(self, fn, stmt) -> None:
+        try:
+            budget.check(stmt.loc)
+        except NetError as e:  # past the deadline: stop here, with what was found so far
+            raise NetErrors([*self.errors, e]) from None
         try:
             fn(stmt)
         except _Skip:
@@ -228,6 +238,11 @@ class _Lowerer:
                 raise NetShapeError(f"dim {d.value} is larger than netc allows ({MAX_DIM})",
                                     d.loc, code="E316")
             shape.append(d.value)
+        elements = math.prod(d for d in shape if isinstance(d, int))
+        if elements > MAX_ELEMENTS:
+            raise NetShapeError(f"'{s.name}' would have {elements:,} elements; netc allows "
+                                f"{MAX_ELEMENTS:,} (2^28) in one tensor", s.name_loc,
+                                "a dim is likely mistyped", code="E317")
         if s.init is not None:
             self._check_init(s, tuple(shape))
         self.decls[s.name] = s
@@ -241,11 +256,6 @@ class _Lowerer:
 
     def _check_init(self, s: ast.TensorDecl, shape: Shape) -> None:
         init = s.init  # the grammar gives initial values to params only
-        numbers = (init.value,) if isinstance(init, ast.InitNumber) else \
-            _flatten(init.values) if isinstance(init, ast.InitArray) else _init_args(init)
-        if not all(math.isfinite(v) for v in numbers):
-            raise NetValueError(f"the initial value of '{s.name}' is too large for float64",
-                                init.loc, code="E419")
         if isinstance(init, ast.InitArray):
             found = _literal_shape(init.values)
             if found is None:
@@ -468,7 +478,7 @@ class _Lowerer:
                 return self._lookup(name, e.loc)
             case ast.Neg(operand=operand):
                 v = self._open(self._expr(operand, base))
-                return _Open(-v.expr, v.shape, e.loc)
+                return _Open(checked(-v.expr, e.loc), v.shape, e.loc)
             case ast.BinOp(op="@"):
                 return self._matmul(e, base)
             case ast.BinOp(op=op, left=left, right=right):
@@ -479,8 +489,8 @@ class _Lowerer:
                     raise self._broadcast_error(op, left, right, a.shape, b.shape, e.loc)
                 expr = {"+": lambda x, y: x + y, "-": lambda x, y: x - y,
                         "*": lambda x, y: x * y, "/": lambda x, y: x / y,
-                        "^": lambda x, y: x ** y}[op](a.expr, b.expr)
-                return _Open(expr, shape, e.loc)
+                        "^": lambda x, y: power(x, y, e.loc)}[op](a.expr, b.expr)
+                return _Open(checked(expr, e.loc), shape, e.loc)
             case ast.Attribute(attr="T"):
                 v = self._close(self._expr(e.operand, base), base, e.loc, _label(e.operand))
                 return self._transpose(v, e.loc)
@@ -627,8 +637,8 @@ class _Lowerer:
         if self._broadcast_attr(sp.Add(*kept), shape):
             # the body ignores an argument that gave the value its shape (fn c(z) = 1): the
             # body itself, broadcast back, rather than a helper that returns a scalar
-            return _Open(fn.body.xreplace(dict(zip(fn.symbols, args, strict=True))), shape,
-                         e.loc)
+            return _Open(checked(fn.body.xreplace(dict(zip(fn.symbols, args, strict=True))),
+                                 e.loc), shape, e.loc)
         expr = fn.cls(*args).xreplace({_ref(r): placeholder(i) for i, r in enumerate(refs)})
         return self._add("ewise", tuple(refs), shape, self._name(base, False), e.loc,
                          _label(e), expr=expr, fn=fn)
@@ -996,12 +1006,6 @@ def _literal_shape(values) -> Shape | None:
     if any(s is None or s != inner[0] for s in inner):
         return None
     return (len(values), *inner[0])
-
-
-def _flatten(values) -> tuple[float, ...]:
-    if not isinstance(values, tuple):
-        return (values,)
-    return tuple(v for item in values for v in _flatten(item))
 
 
 def _init_args(init: ast.InitCall) -> tuple[float, ...]:

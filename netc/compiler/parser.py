@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import sys
 from collections.abc import Iterator
 from importlib import resources
 
@@ -14,9 +15,13 @@ from lark import Token, Transformer, v_args
 from netc.compiler import ast
 from netc.compiler.errors import Loc, NetError, NetSyntaxError, NetValueError
 
-MAX_NESTING = 100  # brackets deeper than this are refused before they can exhaust the stack
+MAX_NESTING = 40  # brackets deeper than this are refused before they can exhaust the stack
 MAX_OPERATORS = 200  # per statement: a deeper operator tree would exhaust it too
 MAX_POWERS = 50  # per statement: a tower of powers nests in SymPy at every level
+# A spec is a page or a few of text; the compile budget (README, "Limits") is stated for
+# specs up to 100 KB, and 100,000-line specs (2 MB) are tested to compile. 4 MB of blank
+# lines lex in 0.1 s; a larger file is not a spec.
+MAX_SPEC_CHARS = 4_000_000
 _OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "POW", "DOT"}
 # control characters other than tab and newline: a NUL in a comment would make the
 # generated module (which quotes the spec) unimportable
@@ -161,7 +166,7 @@ class _ToAst(Transformer):
 
     def signed_number(self, meta, children):
         sign = -1.0 if len(children) == 2 and children[0] == "-" else 1.0
-        return sign * float(children[-1])
+        return sign * _literal(children[-1])
 
     def init_number(self, meta, children):
         return ast.InitNumber(children[0], _meta_loc(meta))
@@ -199,9 +204,6 @@ class _ToAst(Transformer):
 
     def fn_param(self, meta, children):
         name, default = children
-        if default is not None and not math.isfinite(default):
-            raise NetValueError(f"the default of '{name}' is too large for float64",
-                                _meta_loc(meta), code="E419")
         return ast.FnParam(str(name), default, _tok_loc(name))
 
     # -- statements
@@ -273,7 +275,7 @@ class _ToAst(Transformer):
 
     def number(self, meta, children):
         tok = children[0]
-        return ast.Num(float(tok), str(tok), _tok_loc(tok))
+        return ast.Num(_literal(tok), str(tok), _tok_loc(tok))
 
     def name(self, meta, children):
         return ast.Name(str(children[0]), _tok_loc(children[0]))
@@ -288,6 +290,24 @@ class _ToAst(Transformer):
     def kwarg(self, meta, children):
         name, value = children
         return ast.Kwarg(str(name), value, _tok_loc(name))
+
+
+def _literal(tok: Token) -> float:
+    """A number literal as float64: one it cannot hold is an error at the literal, not an
+    inf (which the generated module cannot even name) or a silent 0."""
+    value = float(tok)
+    if not math.isfinite(value):
+        raise NetValueError(f"the number {_short(tok)} is too large for float64", _tok_loc(tok),
+                            f"float64 ends at {sys.float_info.max!r}", code="E419")
+    if value == 0 and any(c in "123456789" for c in tok.lower().split("e")[0]):
+        raise NetValueError(f"the number {_short(tok)} is too small for float64: it would be 0",
+                            _tok_loc(tok), "write 0 if you mean 0; the smallest float64 is "
+                            "5e-324", code="E421")
+    return value
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 20 else f"{text[:17]}..."
 
 
 def _expected(tokens) -> str:
@@ -305,6 +325,12 @@ def parse(text: str, filename: str = "<spec>") -> ast.Spec:
         col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
         raise NetSyntaxError(f"control character {bad.group()!r} in the spec",
                              Loc.point(line, col), "a spec is plain text", code="E106")
+    if len(text) > MAX_SPEC_CHARS:
+        line = text.count("\n", 0, MAX_SPEC_CHARS) + 1
+        col = MAX_SPEC_CHARS - (text.rfind("\n", 0, MAX_SPEC_CHARS) + 1) + 1
+        raise NetSyntaxError(f"the spec is longer than {MAX_SPEC_CHARS:,} characters",
+                             Loc.point(line, col), "a spec this long is not one person's "
+                             "network; split it, or generate fewer statements", code="E107")
     if not text.endswith("\n"):
         text += "\n"
     try:

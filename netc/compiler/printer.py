@@ -6,14 +6,35 @@ Spacing around operators, ``np.`` rather than ``numpy.``, ``x / 2`` rather than
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
-from netc.compiler.functions import DerivativeFunction, LogAddExp, NetFunction
+from netc.compiler.errors import NetValueError
+from netc.compiler.functions import DerivativeFunction, LogAddExp, NetFunction, describe
 from netc.compiler.sym import AsFloat, MatMul, MeanAxis, SumAxis
+
+_EXACT = 2**53  # integers below this are exact in float64, and print as they are
+
+
+def _float_text(expr: sp.Expr) -> str:
+    """A number as the repr of its float64. One that float64 cannot hold should have been
+    refused where the spec wrote it (:func:`netc.compiler.functions.checked`); a constant
+    that only the derivation makes (``2 * 1e308``) is refused here, where it would have
+    been printed as ``inf``, a name the module does not define."""
+    try:
+        value = (expr.p / expr.q if expr.is_Rational  # Python's int division rounds right
+                 else float(expr) if expr.is_extended_real else math.nan)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value) or (value == 0 and not expr.is_zero):
+        raise NetValueError(f"the derivation makes the constant {describe(expr)}, which is no "
+                            "finite float64", None, "scale the spec's constants down",
+                            code="E419")
+    return repr(value)
 
 
 class NetPrinter(NumPyPrinter):
@@ -29,12 +50,23 @@ class NetPrinter(NumPyPrinter):
         text = super()._module_format(fqn, register)
         return "np." + text[len("numpy."):] if text.startswith("numpy.") else text
 
-    # -- numbers
+    # -- numbers: each a float64 written so that it reads back exactly (repr of a float)
     def _print_Float(self, expr):
-        return repr(float(expr))
+        return _float_text(expr)
+
+    def _print_Integer(self, expr):
+        # NumPy takes a Python int past 2^63 as an object, or fails with OverflowError
+        return str(expr.p) if abs(expr.p) < _EXACT else _float_text(expr)
 
     def _print_Rational(self, expr):
-        return f"{expr.p} / {expr.q}"
+        if abs(expr.p) < _EXACT and expr.q < _EXACT:
+            return f"{expr.p} / {expr.q}"  # Python divides two ints correctly rounded
+        return _float_text(expr)
+
+    def _print_Infinity(self, expr):
+        return _float_text(expr)
+
+    _print_NegativeInfinity = _print_NaN = _print_ComplexInfinity = _print_Infinity
 
     def _print_Half(self, expr):
         return self._print_Rational(expr)
@@ -70,7 +102,7 @@ class NetPrinter(NumPyPrinter):
             return sign + (self._paren(factors[0], PRECEDENCE["Mul"]) if sign
                            else self._print(factors[0]))
         if float(coeff) != 1:  # a Float 1.0 is no factor either
-            if isinstance(coeff, sp.Rational) and coeff.q != 1:
+            if isinstance(coeff, sp.Rational) and 1 < coeff.q < _EXACT > abs(coeff.p):
                 if coeff.p != 1:
                     num.append(str(coeff.p))
                 den.append(str(coeff.q))

@@ -173,3 +173,10 @@ def test_shared_param_gets_both_contributions():
     np.testing.assert_allclose(loss, ref.item(), rtol=1e-12)
     for k in params:
         np.testing.assert_allclose(grads[k], tp[k].grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_normal_init_with_a_std_of_minus_zero_runs():
+    """normal(mean, -0.0) passes 'std >= 0'; NumPy's rng.normal refuses a scale of -0.0 as
+    negative, so the module writes it as 0.0."""
+    mod = compile_module("minus_zero", "param W: [2, 3] = normal(1, -0.0)\nloss L = sum(W * W)\n")
+    assert np.array_equal(mod.init_params(0)["W"], np.ones((2, 3)))

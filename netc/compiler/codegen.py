@@ -753,8 +753,8 @@ def _init_code(t, layout: str) -> str:
         return f"np.zeros({shape_code})"
     if name == "ones":
         return f"np.ones({shape_code})"
-    if name == "normal":
-        return f"rng.normal({args[0]!r}, {args[1]!r}, size={shape_code})"
+    if name == "normal":  # + 0.0: NumPy refuses a std of -0.0 as negative
+        return f"rng.normal({args[0]!r}, {args[1] + 0.0!r}, size={shape_code})"
     if name == "uniform":
         return f"rng.uniform({args[0]!r}, {args[1]!r}, size={shape_code})"
     if name == "xavier":

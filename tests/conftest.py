@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,18 @@ def _cache_dir(tmp_path_factory):
     mp.setenv("NETC_CACHE", str(tmp_path_factory.mktemp("netc-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture
+def no_hang():
+    """Fail the test after 20 s where netc blocks (on a FIFO, say) instead of hanging."""
+    def stop(*_):
+        raise TimeoutError("blocked: netc opened something that never answers")
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
 
 
 def compile_module(name: str, text: str | None = None):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import stat
 
 import pytest
@@ -22,16 +21,8 @@ NAMES = ["a'b", 'a"b', "a'''b", 'a"""b', "a\nb", "a\rb", "réseau_网络", "-x",
          "$(touch X)", "\u202eevil", "x" * 240, os.fsdecode(b"\xff\xfe"), ".hidden", "a.b"]
 
 
-@pytest.fixture(autouse=True)
-def no_hang():
-    """A blocking open or read fails the test after 20 s instead of blocking the run."""
-    def stop(*_):
-        raise TimeoutError("blocked: netc opened something that never answers")
-    old = signal.signal(signal.SIGALRM, stop)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+# a blocking open or read fails the test after 20 s instead of blocking the run
+pytestmark = pytest.mark.usefixtures("no_hang")
 
 
 def one_error(capsys, code: str) -> str:

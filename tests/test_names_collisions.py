@@ -212,3 +212,21 @@ def test_a_fn_of_numbers_is_its_body_not_mpmath():
     _, mod = _module("fn gamma(z) = z * z\nparam a = 1\nloss L = a * gamma(3.0)\n", "fast")
     loss, cache = mod.forward(mod.init_params())
     assert float(loss) == 9.0 and float(mod.backward(cache)["a"]) == 9.0
+
+
+@pytest.mark.parametrize("place", sorted(DEFAULTS))
+@pytest.mark.parametrize("name", ["l", "I", "O"])
+def test_names_that_read_as_digits_never_reach_the_module(place, name):
+    """l, I and O in any place are renamed or refused: ruff refuses them as Python names
+    (E741-E743), and generated code is ruff-clean."""
+    text = TEMPLATE.format(**{**DEFAULTS, place: name})
+    try:
+        source = netc.compile_spec(text, "names.net")
+    except NetError as e:
+        assert e.code in ("E212", "E213") and "reads as a digit" in e.message, e
+        return
+    tree = ast.parse(source)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    used |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
+    used |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    assert not used & {"l", "I", "O"}, sorted(used & {"l", "I", "O"})

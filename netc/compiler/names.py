@@ -18,9 +18,14 @@ GENERATED = frozenset({
 })
 
 
+# Names that read as digits in many fonts: ruff refuses them as variables (E741), functions
+# (E743) and classes (E742), and generated code is ruff-clean.
+AMBIGUOUS = frozenset({"l", "I", "O"})
+
+
 def is_reserved(name: str) -> bool:
     return (keyword.iskeyword(name) or keyword.issoftkeyword(name)
-            or name in GENERATED or hasattr(builtins, name)
+            or name in GENERATED or name in AMBIGUOUS or hasattr(builtins, name)
             or (name.startswith("__") and name.endswith("__")))
 
 
@@ -37,6 +42,8 @@ def argument_problem(name: str) -> str | None:
         return f"'{name}' is a Python special name"
     if name in GENERATED:
         return f"the generated module uses the name '{name}' itself"
+    if name in AMBIGUOUS:
+        return f"'{name}' reads as a digit in many fonts (ruff's E741)"
     return None
 
 

@@ -9,6 +9,7 @@ import stat
 import sys
 from pathlib import Path
 
+from netc import __version__
 from netc.compiler import BANNER, compile_spec
 from netc.compiler.cache import write_new
 from netc.compiler.errors import NetError
@@ -387,6 +388,7 @@ def _train_arguments(p: argparse.ArgumentParser, sweep: bool = False) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netc", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"netc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("compile", help="compile a .net spec to a NumPy module")
     p.add_argument("spec")

@@ -316,3 +316,11 @@ def test_a_zero_loss_prints_as_0_not_minus_0(capsys, tmp_path):
     assert main(["eval", str(spec), "--params", str(params), "--data", str(data)]) == 0
     out = capsys.readouterr().out
     assert "loss 0," in out and "-0" not in out
+
+
+def test_version(capsys):
+    import netc
+
+    with pytest.raises(SystemExit) as end:
+        main(["--version"])
+    assert end.value.code == 0 and capsys.readouterr().out == f"netc {netc.__version__}\n"

@@ -4,16 +4,16 @@ __version__ = "0.1.0"
 
 from netc.compiler import NetError, compile_spec  # noqa: E402
 
-__all__ = ["NetError", "__version__", "compile_spec", "load", "train"]
+__all__ = ["NetError", "__version__", "compile_spec", "load", "loads", "train"]
 
 
 def __getattr__(name: str):
     # load() and train() bring in NumPy and the runtime: imported on first use, so that
     # `netc compile` of a cached spec starts in a blink
-    if name == "load":
-        from netc.runtime.loader import load
+    if name in ("load", "loads"):
+        from netc.runtime import loader
 
-        return load
+        return getattr(loader, name)
     if name == "train":
         from netc.runtime.train import train
 

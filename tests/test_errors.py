@@ -114,3 +114,20 @@ def test_python_api_error_reads_as_the_command_line_does(tmp_path, label, text, 
     frames = traceback.extract_tb(info.value.__traceback__)
     assert not [f for f in frames if "/netc/compiler/" in f.filename.replace("\\", "/")
                 and not f.filename.endswith("__init__.py")]
+
+
+def test_loads_compiles_text_and_its_errors_show_the_place():
+    """netc.loads: a module from spec text (a notebook cell), no file written; a typo's
+    error reads as the command line's, named after the cell."""
+    import netc
+
+    mod = netc.loads("param a = 3\nloss L = a * a\n", name="square")
+    loss, cache = mod.forward(mod.init_params(0))
+    assert loss == 9 and mod.backward(cache)["a"] == 6
+    with pytest.raises(netc.NetError) as info:
+        netc.loads(GOOD.replace("sigmoid", "sigmod"), name="cell")
+    assert str(info.value).splitlines() == [
+        "cell:6:12: error: unknown step 'sigmod' [E201]",
+        "    x -> W1 -> sigmod -> W2 -> softmax -> ce(y)",
+        "               ^^^^^^",
+        "  hint: did you mean 'sigmoid'?"]

@@ -133,9 +133,22 @@ def _private_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="netc-modules-"))
 
 
-def load(path: str | os.PathLike, wrt: tuple[str, ...] = ()) -> ModuleType:
+def load(path: str | os.PathLike, wrt: tuple[str, ...] = (), style: str = "readable",
+         dtype: str = "float64") -> ModuleType:
     """Compile the spec at ``path`` (if it changed) and return the generated module."""
     path = Path(path)
     text = read_spec(path)
-    source = compile_spec(text, str(path), wrt=wrt)
+    source = compile_spec(text, str(path), wrt=tuple(wrt), style=style, dtype=dtype)
     return load_source(source, path.stem)
+
+
+def loads(text: str, name: str = "spec", wrt: tuple[str, ...] = (), style: str = "readable",
+          dtype: str = "float64") -> ModuleType:
+    """Compile spec text (a notebook cell, a string) and return the generated module.
+
+    ``name`` names the net and is the file name its errors show (``name:line:col``); no file
+    is written but the cache's. A spec error raises :class:`~netc.NetError`, whose ``str()``
+    shows the place, the source line, a caret and the hint.
+    """
+    source = compile_spec(text, name, wrt=tuple(wrt), style=style, dtype=dtype)
+    return load_source(source, name)

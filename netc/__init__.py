@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 from netc.compiler import NetError, compile_spec  # noqa: E402
 
-__all__ = ["NetError", "__version__", "compile_spec", "load", "train"]
+__all__ = ["NetError", "__version__", "compile_spec", "load", "trace", "train"]
 
 
 def __getattr__(name: str):
@@ -18,4 +18,8 @@ def __getattr__(name: str):
         from netc.runtime.train import train
 
         return train
+    if name == "trace":
+        from netc.runtime.trace import trace
+
+        return trace
     raise AttributeError(f"module 'netc' has no attribute {name!r}")

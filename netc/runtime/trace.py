@@ -89,7 +89,9 @@ class Trace:
 
     def __init__(self, spec: str, records: tuple[Record, ...], loss: str,
                  grad_names: Mapping[str, str]) -> None:
-        self.spec = spec
+        # a file name may hold a newline or other control characters: shown escaped, so
+        # that the tables' first line stays one line
+        self.spec = "".join(c if c.isprintable() else repr(c)[1:-1] for c in spec)
         self.records = records
         self.forward = tuple(r for r in records if r.kind != "grad")
         self.backward = tuple(r for r in records if r.kind == "grad")
@@ -278,7 +280,7 @@ def _all_ints(v: Any) -> bool:
 
 def trace(net: ModuleType | str | os.PathLike, params: Mapping[str, Any] | None = None,
           inputs: Mapping[str, Any] | None = None, *, seed: int = 0,
-          origin: str = "netc") -> Trace:
+          origin: str = "netc", shown: str | None = None) -> Trace:
     """Run the spec's stages and record every value and every gradient.
 
     Args:
@@ -289,6 +291,7 @@ def trace(net: ModuleType | str | os.PathLike, params: Mapping[str, Any] | None 
             draws them (seeded by ``seed``), their symbolic dims bound by those given.
         seed: Seeds the initial params and the drawn inputs.
         origin: Where the values came from, named first in an error (``--set``).
+        shown: The spec's name in the output (default: its path, or the module's name).
 
     Raises:
         NetError: for a spec that does not compile; NetDataError for an unknown name, a
@@ -299,7 +302,8 @@ def trace(net: ModuleType | str | os.PathLike, params: Mapping[str, Any] | None 
     from netc.runtime.train import _spec_text, load_net
 
     if isinstance(net, ModuleType):
-        text, filename = _spec_text(net), getattr(net, "__name__", "spec")
+        # the net's name opens the module's docstring ("gate: forward and backward ...")
+        text, filename = _spec_text(net), (net.__doc__ or "spec").split(":", 1)[0]
         if text is None:
             raise data_error("this module does not quote its spec: trace needs a module "
                              "netc generated", "E601", origin)
@@ -311,7 +315,7 @@ def trace(net: ModuleType | str | os.PathLike, params: Mapping[str, Any] | None 
                          "trace_" + stem)
     given_params, given_inputs = _split(net, params or {}, inputs or {}, origin)
     values = _leaves(net, stages, given_params, given_inputs, seed, origin)
-    return _run(net, stages, text, filename, values)
+    return _run(net, stages, text, shown or filename, values)
 
 
 def _split(net: ModuleType, params: Mapping[str, Any], inputs: Mapping[str, Any],
@@ -391,6 +395,7 @@ def _bound_dims(net: ModuleType, inputs: dict[str, np.ndarray], origin: str) -> 
 
 def _run(net: ModuleType, stages: ModuleType, text: str, filename: str,
          env: dict[str, np.ndarray]) -> Trace:
+    """Run the stages from ``env`` (the leaves) and record each value, then each gradient."""
     spec_lines = text.split("\n")
 
     def record(name: str, kind: str, of: str | None, args: tuple[str, ...], value: Any,

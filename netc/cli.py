@@ -374,7 +374,7 @@ def cmd_trace(args) -> int:
         raise train_error("--example picks an example of --data", path="netc")
     params.update({k: v for k, v in given.items() if k not in net.INPUTS})
     inputs.update({k: v for k, v in given.items() if k in net.INPUTS})
-    result = trace(args.spec, params, inputs, seed=args.seed, origin="--set",
+    result = trace(args.spec, params, inputs, seed=args.seed, origin="--set ",
                    shown=_shown(args.spec))
     text = {"text": result.format_text, "json": result.to_json, "csv": result.to_csv}
     sys.stdout.write(text[args.format]())

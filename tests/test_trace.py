@@ -39,6 +39,16 @@ def test_trace_agrees_with_the_generated_module(name):
     assert kinds.index("loss") == len(t.forward) - 1 and t.backward[0].value == 1.0
     assert all(r.of is not None for r in t.backward) and all(r.of is None for r in t.forward)
     assert all(a in t for r in t for a in r.args), "every edge leads to a record"
+    assert len({r.name for r in t}) == len(t), "every record has a name of its own"
+
+
+def test_a_param_named_like_the_seed_is_read_as_the_param(tmp_path):
+    """The loss's gradient seed, 1, must not stand in for a param named grad_f."""
+    spec = tmp_path / "seed.net"
+    spec.write_text("param grad_f = 2\nparam x = 3\nq = x * grad_f\nloss f = q * q\n")
+    t = trace(spec)
+    assert t.grads == {"grad_f": 36.0, "x": 24.0}  # dL/dx = 2 q grad_f
+    assert t.backward[0].name == "grad_f_" and t["grad_f"].kind == "param"
 
 
 @pytest.mark.parametrize("name", ["gate", "neuron", "vectorized"])
@@ -172,5 +182,5 @@ def test_bad_values_are_one_clean_error(argv, code, capsys):
 
 
 def test_bad_values_from_python_are_net_errors():
-    with pytest.raises(NetError, match=r"^netc: error: netc W: param 'W' has shape"):
+    with pytest.raises(NetError, match=r"^netc: error: W: param 'W' has shape"):
         trace(SPECS / "vectorized.net", params={"W": [1.0, 2.0]})

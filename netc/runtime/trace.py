@@ -280,7 +280,7 @@ def _all_ints(v: Any) -> bool:
 
 def trace(net: ModuleType | str | os.PathLike, params: Mapping[str, Any] | None = None,
           inputs: Mapping[str, Any] | None = None, *, seed: int = 0,
-          origin: str = "netc", shown: str | None = None) -> Trace:
+          origin: str = "", shown: str | None = None) -> Trace:
     """Run the spec's stages and record every value and every gradient.
 
     Args:
@@ -290,7 +290,7 @@ def trace(net: ModuleType | str | os.PathLike, params: Mapping[str, Any] | None 
         inputs: Inputs and targets by name; those not given are drawn as ``netc check``
             draws them (seeded by ``seed``), their symbolic dims bound by those given.
         seed: Seeds the initial params and the drawn inputs.
-        origin: Where the values came from, named first in an error (``--set``).
+        origin: Where the values came from, put before a name in an error (``"--set "``).
         shown: The spec's name in the output (default: its path, or the module's name).
 
     Raises:
@@ -306,7 +306,7 @@ def trace(net: ModuleType | str | os.PathLike, params: Mapping[str, Any] | None 
         text, filename = _spec_text(net), (net.__doc__ or "spec").split(":", 1)[0]
         if text is None:
             raise data_error("this module does not quote its spec: trace needs a module "
-                             "netc generated", "E601", origin)
+                             "netc generated", "E601", "netc")
     else:
         filename = str(net)
         net, text, _ = load_net(net)
@@ -325,7 +325,7 @@ def _split(net: ModuleType, params: Mapping[str, Any], inputs: Mapping[str, Any]
     for name in [*params, *inputs]:
         if name not in known:
             raise data_error(
-                f"{origin} {name}: the spec has no param, input or target '{name}'", "E602",
+                f"{origin}{name}: the spec has no param, input or target '{name}'", "E602",
                 "netc", did_you_mean(str(name), known) or
                 f"params and inputs can be set; the spec's are {', '.join(known) or 'none'}")
     misplaced = [n for n in params if n not in net.PARAMS] + \
@@ -341,9 +341,9 @@ def _array(name: str, value: Any, origin: str) -> np.ndarray:
     try:
         a = np.asarray(value)
     except (ValueError, TypeError, OverflowError):
-        raise data_error(f"{origin} {name}: not an array of numbers", "E603", "netc") from None
+        raise data_error(f"{origin}{name}: not an array of numbers", "E603", "netc") from None
     if a.dtype.kind not in "biuf":
-        raise data_error(f"{origin} {name}: holds {a.dtype}, not numbers", "E603", "netc")
+        raise data_error(f"{origin}{name}: holds {a.dtype}, not numbers", "E603", "netc")
     return a
 
 
@@ -354,27 +354,32 @@ def _leaves(net: ModuleType, stages: ModuleType, params: dict[str, np.ndarray],
     for name, a in params.items():
         want = tuple(net.PARAMS[name])
         if a.shape != want:
-            raise data_error(f"{origin} {name}: param '{name}' has shape {a.shape}, but the "
+            raise data_error(f"{origin}{name}: param '{name}' has shape {a.shape}, but the "
                              f"spec declares {name}: {_shape(want)}", "E604", "netc")
         full[name] = a.astype(np.float64)
         if not np.all(np.isfinite(full[name])):
-            raise data_error(f"{origin} {name}: param '{name}' has NaN or infinite values "
+            raise data_error(f"{origin}{name}: param '{name}' has NaN or infinite values "
                              "(or numbers past float64)", "E605", "netc")
     env = {py: full[spec] for spec, py in zip(net.PARAMS, stages.PARAMS, strict=True)}
     if net.INPUTS:
         drawn = sample_inputs(net, _bound_dims(net, inputs, origin), seed)
         try:
-            data = check_data(net, {**drawn, **inputs}, origin)
+            data = check_data(net, {**drawn, **inputs}, "netc")
         except NetDataError as e:  # named by where the values came from, not as a file
-            raise data_error(f"{origin}: {e.message}", e.code, "netc", e.hint) from None
+            raise data_error(f"{_lead(origin)}{e.message}", e.code, "netc", e.hint) from None
         if data.stacked and data.n > 1:
-            raise data_error(f"{origin}: the values hold {data.n} examples; the spec takes "
+            raise data_error(f"{_lead(origin)}the values hold {data.n} examples; the spec takes "
                              "one at a time", "E604", "netc",
                              "give one example, of the declared shape")
         env.update(data.batch(None))
     for dim, tensor, axis in stages.DIMS:
         env[dim] = np.asarray(env[tensor].shape[axis])
     return env
+
+
+def _lead(origin: str) -> str:
+    """``origin`` as the start of a message that names no array of its own."""
+    return f"{origin.strip()}: " if origin.strip() else ""
 
 
 def _bound_dims(net: ModuleType, inputs: dict[str, np.ndarray], origin: str) -> dict[str, int]:
@@ -387,7 +392,7 @@ def _bound_dims(net: ModuleType, inputs: dict[str, np.ndarray], origin: str) -> 
         for d, size in zip(decl, a.shape, strict=True):
             if isinstance(d, str):
                 if size < 1:
-                    raise data_error(f"{origin} {name}: has no examples (dim {d} is 0)",
+                    raise data_error(f"{origin}{name}: has no examples (dim {d} is 0)",
                                      "E606", "netc")
                 dims.setdefault(d, int(size))
     return dims
@@ -420,9 +425,14 @@ def _run(net: ModuleType, stages: ModuleType, text: str, filename: str,
             kind = "loss" if name == stages.LOSS else "value"
             forward.append(record(name, kind, None, args, env[name], line))
         loss_line = forward[-1].line if forward else 0
+        # the seed is read by no stage (each treats it as 1), so it stays out of env: a
+        # param may well be named grad_f, and the stages must read that one
+        taken = {*env, *(row[0] for row in stages.BACKWARD)}
         seed_name = f"grad_{stages.LOSS}"
-        env[seed_name] = np.ones_like(env[stages.LOSS], dtype=np.float64)
-        backward = [record(seed_name, "grad", stages.LOSS, (), env[seed_name], loss_line)]
+        while seed_name in taken:
+            seed_name += "_"
+        one = np.ones_like(env[stages.LOSS], dtype=np.float64)
+        backward = [record(seed_name, "grad", stages.LOSS, (), one, loss_line)]
         for name, fn, args, of, line in stages.BACKWARD:
             got = np.asarray(fn(*(env[a] for a in args)), dtype=np.float64)
             env[name] = np.broadcast_to(got, np.shape(env[of]))

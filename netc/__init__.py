@@ -8,7 +8,7 @@ __all__ = ["NetError", "__version__", "compile_spec", "load", "trace", "train"]
 
 
 def __getattr__(name: str):
-    # load() and train() bring in NumPy and the runtime: imported on first use, so that
+    # load(), train() and trace() bring in NumPy and the runtime: imported on first use, so that
     # `netc compile` of a cached spec starts in a blink
     if name == "load":
         from netc.runtime.loader import load

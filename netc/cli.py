@@ -339,6 +339,49 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_trace(args) -> int:
+    """``netc trace``: every value and gradient of one run of the spec, as a table."""
+    import numpy as np
+
+    from netc.runtime.data import read_data
+    from netc.runtime.errors import train_error
+    from netc.runtime.runs import load_params
+    from netc.runtime.trace import parse_value, trace
+    from netc.runtime.train import load_net
+
+    net = load_net(args.spec)[0]
+    given: dict = {}
+    for item in args.set:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise train_error(f"--set takes NAME=VALUE, not {item!r}", path="netc",
+                              hint="e.g. --set x=-2 or --set 'W=[[1, 2], [3, 4]]'")
+        if name in given:
+            raise train_error(f"--set {name} is given twice", path="netc")
+        given[name] = parse_value(name, text)
+    params = load_params(net, args.params) if args.params else {}
+    inputs = {}
+    if args.data:
+        data = read_data(net, args.data, seed=args.seed, **_data_options(args))
+        if args.example is None and data.stacked and data.n > 1:
+            raise train_error(f"{args.data} holds {data.n} examples and the spec takes one "
+                              "at a time", path="netc", hint="pick one with --example I")
+        if args.example is not None and not 0 <= args.example < data.n:
+            raise train_error(f"--example {args.example}: {args.data} holds {data.n} "
+                              f"examples (0 to {data.n - 1})", path="netc")
+        inputs = data.batch(None if args.example is None else np.array([args.example]))
+    elif args.example is not None:
+        raise train_error("--example picks an example of --data", path="netc")
+    params.update({k: v for k, v in given.items() if k not in net.INPUTS})
+    inputs.update({k: v for k, v in given.items() if k in net.INPUTS})
+    result = trace(args.spec, params, inputs, seed=args.seed, origin="--set ",
+                   shown=_shown(args.spec))
+    text = {"text": result.format_text, "json": result.to_json, "csv": result.to_csv}
+    sys.stdout.write(text[args.format]())
+    return 0
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -461,6 +504,28 @@ def main(argv: list[str] | None = None) -> int:
                                                 "(runs/SPEC-sweep, or the next free one)")
     _data_arguments(p)
     p.set_defaults(run=cmd_sweep)
+
+    p = sub.add_parser("trace", help="print every value and gradient of one run",
+                       description="Run the spec once and print, in the order of the "
+                                   "computation, every value and then every gradient, "
+                                   "intermediates included. Values not given are the "
+                                   "spec's initial params and seeded random inputs.")
+    p.add_argument("spec")
+    p.add_argument("--params", metavar="P.npz|RUN_DIR", help="params (default: the spec's "
+                                                             "initial values)")
+    p.add_argument("--data", help="inputs and targets: FILE.npz, FILE.csv or toy:NAME "
+                                  "(default: seeded random)")
+    p.add_argument("--example", type=int, metavar="I", help="only example I of --data")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a param, input or target: a number or a JSON nested list "
+                        "(repeat per name)")
+    p.add_argument("--seed", type=_seed, default=0, help="of the initial params and the "
+                                                         "random inputs (0)")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                   help="text (default): the forward and backward tables; json, csv: "
+                        "every record in full")
+    _data_arguments(p)
+    p.set_defaults(run=cmd_trace)
 
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[2:] if argv is None else argv[1:])

@@ -10,7 +10,7 @@ import sympy as sp
 from netc import __version__
 from netc.compiler import BANNER, helpers, sym
 from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
-from netc.compiler.fast import Emitter, Step, Temp, free_name, in_place_operands, share_buffers
+from netc.compiler.fast import Emitter, Liveness, Step, Temp, free_name, share_buffers
 from netc.compiler.functions import DerivativeFunction, ElementwiseFn, NetFunction
 from netc.compiler.ir import Graph, Node, placeholder
 from netc.compiler.names import Namer
@@ -245,7 +245,7 @@ class _Module:
         for i, (target, shape, expr) in enumerate(steps):
             dying = frozenset(r for r in reads[i] - kept
                               if last[r] == i and buffered.get(r) == shape)
-            lines, temps_here = self._emit(target, expr, shape, dying)
+            lines, temps_here, live = self._emit(target, expr, shape, dying)
             if lines is None:  # no buffer: as readable
                 self.in_place[target] = [_assign(target, expr, self.names)]
                 planned.append(Step(target, None, reads[i], frozenset()))
@@ -256,9 +256,9 @@ class _Module:
             for name, (temp_shape, at) in temps_here.items():
                 key = f"{name} of {target}"
                 temps[key] = (name, at)
-                own.append(Temp(key, temp_shape, in_place_operands(lines, name) & reads[i]))
-            planned.append(Step(target, shape, reads[i],
-                                in_place_operands(lines, target) & reads[i], tuple(own)))
+                own.append(Temp(key, temp_shape, live.overwritable(name) & reads[i]))
+            planned.append(Step(target, shape, reads[i], live.overwritable(target) & reads[i],
+                                tuple(own)))
         slots = share_buffers(planned, kept)
         names: dict[str, str] = {}  # a buffer not named after its value -> its slot
 
@@ -290,26 +290,27 @@ class _Module:
             lines.insert(0, fetch(step.value, step.value, step.shape, step.reads))
 
     def _emit(self, target: str, expr: sp.Expr, shape: tuple, dying: frozenset[str]
-              ) -> tuple[list[str] | None, dict[str, tuple]]:
-        """The fast lines of one statement and their temporaries (see
-        :meth:`Emitter.statement`). Where the lines would not let ``target`` take over the
-        buffer of an operand read here for the last time, the emitter may start from one
-        (``dying``) instead; that order is kept when each temporary it adds can take over
-        another such operand (sigmoid': grad_z2 over grad_h2, 1 - h2 over h2), so that it
-        saves a buffer rather than moving one."""
-        plain = self.emitter.statement(target, expr, shape), dict(self.emitter.temps)
-        lines, temps = plain
-        if lines is None or not dying or in_place_operands(lines, target) & dying:
+              ) -> tuple[list[str] | None, dict[str, tuple], Liveness]:
+        """The fast lines of one statement, their temporaries (see
+        :meth:`Emitter.statement`) and their liveness. Where the lines would not let
+        ``target`` take over the buffer of an operand read here for the last time, the
+        emitter may start from one (``dying``) instead; that order is kept when each
+        temporary it adds can take over another such operand (sigmoid': grad_z2 over
+        grad_h2, 1 - h2 over h2), so that it saves a buffer rather than moving one."""
+        lines = self.emitter.statement(target, expr, shape)
+        plain = lines, dict(self.emitter.temps), Liveness.of(self.emitter.instrs)
+        if lines is None or not dying or plain[2].overwritable(target) & dying:
             return plain
         led = self.emitter.statement(target, expr, shape, dying)
-        taken = in_place_operands(led, target) & dying
+        live = Liveness.of(self.emitter.instrs)
+        taken = live.overwritable(target) & dying
         spare, matched = dying - taken, 0
         for name, (temp_shape, _) in self.emitter.temps.items():
-            over = in_place_operands(led, name) & spare if temp_shape == shape else set()
+            over = live.overwritable(name) & spare if temp_shape == shape else set()
             if over:
                 spare, matched = spare - {min(over)}, matched + 1
-        if taken and len(self.emitter.temps) - len(temps) <= matched:
-            return led, dict(self.emitter.temps)
+        if taken and len(self.emitter.temps) - len(plain[1]) <= matched:
+            return led, dict(self.emitter.temps), live
         return plain
 
     def code(self, expr: sp.Expr) -> str:

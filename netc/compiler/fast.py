@@ -51,10 +51,17 @@ class Emitter:
     # operand text -> the names it reads, for each operand printed from an expression
     # (a name's text reads that name): how a line's reads are known without parsing it
     printed: dict[str, frozenset[str]] = field(default_factory=dict)
+    codes: dict[sp.Expr, str] = field(default_factory=dict)  # what _code printed
+    bodies: dict[sp.Expr, sp.Expr] = field(default_factory=dict)  # see _inlined
+    # the statement's subexpressions known to hold no array: asked at every level of a
+    # nesting, and free_symbols walks the whole subtree each time (quadratic in its depth)
+    scalars: dict[sp.Expr, bool] = field(default_factory=dict)
 
     def _code(self, e: sp.Expr) -> str:
-        text = to_code(e, self.names)
-        self.printed[text] = frozenset(s.name for s in e.free_symbols)
+        text = self.codes.get(e)
+        if text is None:  # the same leaves are printed again at every level of a nesting
+            text = self.codes[e] = to_code(e, self.names)
+            self.printed[text] = frozenset(s.name for s in e.free_symbols)
         return text
 
     def _line(self, text: str, out: str | None, *operands: str, elementwise: bool = True
@@ -70,7 +77,7 @@ class Emitter:
         """The shape of an expression whose shape netc can tell, else None."""
         if isinstance(e, sp.Symbol):
             return self.symbol_shapes.get(e, ())
-        if e.is_number:
+        if _is_number(e):
             return ()
         if isinstance(e, sym.T):
             inner = self.shape_of(e.args[0])
@@ -100,7 +107,12 @@ class Emitter:
 
     def is_scalar(self, e: sp.Expr) -> bool:
         """No array in it: printed inline, as a Python or NumPy scalar."""
-        return not any(self.symbol_shapes.get(s) for s in e.free_symbols)
+        known = self.scalars.get(e)
+        if known is None:
+            known = (not self.symbol_shapes.get(e) if isinstance(e, sp.Symbol)
+                     else all(self.is_scalar(a) for a in e.args))
+            self.scalars[e] = known
+        return known
 
     def is_leaf(self, e: sp.Expr) -> bool:
         """Printed as an operand as it is: a name, a transpose of one, or a scalar."""
@@ -121,7 +133,7 @@ class Emitter:
         if not shape or self.shape_of(expr) is None:
             return None
         self.lines, self.instrs = [], []
-        self.temps = {}
+        self.temps, self.scalars = {}, {}
         self._target, self._dying = target, dying
         result = self._into(self._share(expr, shape), target, shape)
         if result != target:
@@ -179,20 +191,25 @@ class Emitter:
             return self._code(e)
         return self._into(e, self._temp(shape), shape)
 
+    def _inlined(self, e: NetFunction | DerivativeFunction) -> sp.Expr:
+        """A function application as its body over its arguments. Remembered: SymPy
+        evaluates each power of the body again as it is rebuilt (9 s of a 50-step chain of
+        a fn nested 39 deep), and each statement is emitted twice (see codegen's _emit)."""
+        body = self.bodies.get(e)
+        if body is None:
+            fn = e.netc_fn if isinstance(e, DerivativeFunction) else e.func.netc_fn
+            inner = e.expr if isinstance(e, DerivativeFunction) else fn.body
+            body = self.bodies[e] = inner.xreplace(dict(zip(fn.symbols, e.args, strict=True)))
+        return body
+
     def _into(self, e: sp.Expr, dst: str, shape: Shape) -> str:
         """Compute ``e`` (of shape ``shape`` or broadcasting to it) into ``dst``."""
         if self.is_leaf(e):
             return self._code(e)
         if isinstance(e, sym.BroadcastTo):  # a ufunc's out= broadcasts it anyway
             return self._into(e.args[0], dst, shape)
-        if isinstance(e, NetFunction):
-            fn = e.func.netc_fn
-            return self._into(fn.body.xreplace(dict(zip(fn.symbols, e.args, strict=True))),
-                              dst, shape)
-        if isinstance(e, DerivativeFunction):
-            fn = e.netc_fn
-            return self._into(e.expr.xreplace(dict(zip(fn.symbols, e.args, strict=True))),
-                              dst, shape)
+        if isinstance(e, NetFunction | DerivativeFunction):
+            return self._into(self._inlined(e), dst, shape)
         if isinstance(e, sym.MatMul) and self.shape_of(e) == shape:
             # an operand that is itself a computation goes to a buffer of its own first
             a, b = (self._operand(x, self.shape_of(x)) for x in e.args)
@@ -225,7 +242,7 @@ class Emitter:
             ufunc = {sp.Max: "maximum", sp.Min: "minimum"}.get(e.func, "logaddexp")
             acc = self._into(_heaviest(e.args), dst, shape)
             for a in _rest(e.args):
-                other = (self._row(a, shape) if a.is_number and ufunc != "logaddexp"
+                other = (self._row(a, shape) if _is_number(a) and ufunc != "logaddexp"
                          else self._operand(a, shape))
                 self._line(f"np.{ufunc}({acc}, {other}, out={dst})", dst, acc, other)
                 acc = dst
@@ -297,7 +314,7 @@ class Emitter:
             acc, rest = self._into(_heaviest(arrays), dst, shape), _rest(arrays)
         for a in rest:
             acc = self._combine(acc, a, is_add, dst, shape)
-        if not (scalar.is_number and float(scalar) == (0 if is_add else 1)):
+        if not (_is_number(scalar) and float(scalar) == (0 if is_add else 1)):
             acc = self._combine(acc, scalar, is_add, dst, shape)
         return acc
 
@@ -342,6 +359,11 @@ def _applies_a_function(e: sp.Expr) -> bool:
         f.func in _UNARY for f in e.atoms(sp.Function))
 
 
+@functools.lru_cache(maxsize=1 << 14)  # SymPy walks the subtree for each: ask once
+def _is_number(e: sp.Expr) -> bool:
+    return e.is_number
+
+
 @functools.lru_cache(maxsize=1 << 14)  # _heaviest asks again at every level of a nesting
 def _weight(e: sp.Expr) -> int:
     # a matrix product is the one piece that can be written straight into the target; a
@@ -356,7 +378,7 @@ def _heaviest(args) -> sp.Expr:
     """The argument to compute first: the most work, so the rest fold into it in place;
     of equals, an array before a number (``np.maximum(z1, 0)``: NumPy's loop for a scalar
     first operand is slower, 84 against 60 us on [256, 512] float64)."""
-    first = max(enumerate(args), key=lambda ia: (_weight(ia[1]), not ia[1].is_number, -ia[0]))
+    first = max(enumerate(args), key=lambda ia: (_weight(ia[1]), not _is_number(ia[1]), -ia[0]))
     return first[1]
 
 

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import sympy as sp
 
-from netc.compiler import shapes, sym
+from netc.compiler import budget, shapes, sym
 from netc.compiler.functions import DerivativeFunction, LogAddExp, NetFunction
 from netc.compiler.printer import postfix_safe, splits_ties, to_code, to_code_wrapped
 from netc.compiler.shapes import Shape
@@ -204,6 +204,7 @@ class Emitter:
 
     def _into(self, e: sp.Expr, dst: str, shape: Shape) -> str:
         """Compute ``e`` (of shape ``shape`` or broadcasting to it) into ``dst``."""
+        budget.check()  # a statement can nest deep: each level may take a while
         if self.is_leaf(e):
             return self._code(e)
         if isinstance(e, sym.BroadcastTo):  # a ufunc's out= broadcasts it anyway

@@ -375,7 +375,10 @@ def _output_form(body: sp.Expr, deriv: sp.Expr, var: sp.Symbol, out: sp.Symbol):
     inverse = _invert(body, var, out)
     if inverse is None:
         return None
-    expanded = sp.expand(deriv.subs(var, inverse))
+    substituted = deriv.subs(var, inverse)
+    if not _algebra_is_cheap(substituted):  # expand multiplies out every product of sums:
+        return None  # exponential in a fn nested deep (tanh(1 + tanh(1 + ...)) ran on)
+    expanded = sp.expand(substituted)
     if not _algebra_is_cheap(expanded):
         return None
     form = _normal_sign(sp.factor(expanded))

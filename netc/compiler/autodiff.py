@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from netc.compiler import sym
+from netc.compiler import budget, sym
 from netc.compiler.ir import Graph, Node
 from netc.compiler.names import Namer
 from netc.compiler.vjp import Ctx, Grad, rules
@@ -99,6 +99,7 @@ class _Reverse:
         for node in reversed(self.g.nodes):
             if node.id not in self.needs or node.op in ("param", "input"):
                 continue
+            budget.check(node.loc)
             if node.id in self.grads:
                 self._node(node)
             for a in node.args:

@@ -8,9 +8,10 @@ from collections.abc import Callable
 import sympy as sp
 
 from netc import __version__
-from netc.compiler import BANNER, helpers, sym
-from netc.compiler.autodiff import Backward, differentiate, forward_values, value_symbol
-from netc.compiler.fast import Emitter, Step, Temp, free_name, in_place_operands, share_buffers
+from netc.compiler import BANNER, budget, helpers, sym
+from netc.compiler.autodiff import Backward, Line, differentiate, forward_values, value_symbol
+from netc.compiler.errors import Loc
+from netc.compiler.fast import Emitter, Liveness, Step, Temp, free_name, share_buffers
 from netc.compiler.functions import DerivativeFunction, ElementwiseFn, NetFunction
 from netc.compiler.ir import Graph, Node, placeholder
 from netc.compiler.names import Namer
@@ -204,7 +205,10 @@ class _Module:
             if n.attr("softmax_of"):  # p = exp(logp) is also softmax(o)
                 o, axis = n.attr("softmax_of")
                 subs[sym.Softmax(self.values[o], sp.Integer(axis))] = value_symbol(n)
-        self.bw_lines = [(ln, sp.factor_terms(ln.expr.xreplace(subs))) for ln in self.bw.lines]
+        self.bw_lines = []
+        for ln in self.bw.lines:
+            with budget.at(_bw_loc(ln)):
+                self.bw_lines.append((ln, sp.factor_terms(ln.expr.xreplace(subs))))
         referenced = self._referenced()
         inline: set[int] = set()
         for n in g.nodes:
@@ -234,31 +238,31 @@ class _Module:
         steps = []
         for n in self._staged_nodes(None):
             expr = self._reuse(n, forward_expr(n, [self.value(a) for a in n.args]))
-            steps.append((n.name, n.shape, expr))
-        steps += [(ln.target, ln.node.shape, expr) for ln, expr in self.bw_lines]
-        reads = [frozenset(s.name for s in expr.free_symbols) for _, _, expr in steps]
+            steps.append((n.name, n.shape, expr, n.loc))
+        steps += [(ln.target, ln.node.shape, expr, _bw_loc(ln)) for ln, expr in self.bw_lines]
+        reads = [frozenset(s.name for s in expr.free_symbols) for _, _, expr, _ in steps]
         last = {name: i for i, names in enumerate(reads) for name in names}
         kept = frozenset(s.name for _, e in self.bw.outputs for s in e.free_symbols)
         planned: list[Step] = []
         temps: dict[str, tuple[str, int]] = {}  # temporary's key -> (its name, its line)
         buffered: dict[str, tuple] = {}  # the values with a buffer: their shapes
-        for i, (target, shape, expr) in enumerate(steps):
+        for i, (target, shape, expr, loc) in enumerate(steps):
             dying = frozenset(r for r in reads[i] - kept
                               if last[r] == i and buffered.get(r) == shape)
-            lines, temps_here = self._emit(target, expr, shape, dying)
+            with budget.at(loc):
+                lines, temps_here, live = self._emit(target, expr, shape, dying)
+                self.in_place[target] = lines or [_assign(target, expr, self.names)]
             if lines is None:  # no buffer: as readable
-                self.in_place[target] = [_assign(target, expr, self.names)]
                 planned.append(Step(target, None, reads[i], frozenset()))
                 continue
-            self.in_place[target] = lines
             buffered[target] = shape
             own = []
             for name, (temp_shape, at) in temps_here.items():
                 key = f"{name} of {target}"
                 temps[key] = (name, at)
-                own.append(Temp(key, temp_shape, in_place_operands(lines, name) & reads[i]))
-            planned.append(Step(target, shape, reads[i],
-                                in_place_operands(lines, target) & reads[i], tuple(own)))
+                own.append(Temp(key, temp_shape, live.overwritable(name) & reads[i]))
+            planned.append(Step(target, shape, reads[i], live.overwritable(target) & reads[i],
+                                tuple(own)))
         slots = share_buffers(planned, kept)
         names: dict[str, str] = {}  # a buffer not named after its value -> its slot
 
@@ -290,31 +294,37 @@ class _Module:
             lines.insert(0, fetch(step.value, step.value, step.shape, step.reads))
 
     def _emit(self, target: str, expr: sp.Expr, shape: tuple, dying: frozenset[str]
-              ) -> tuple[list[str] | None, dict[str, tuple]]:
-        """The fast lines of one statement and their temporaries (see
-        :meth:`Emitter.statement`). Where the lines would not let ``target`` take over the
-        buffer of an operand read here for the last time, the emitter may start from one
-        (``dying``) instead; that order is kept when each temporary it adds can take over
-        another such operand (sigmoid': grad_z2 over grad_h2, 1 - h2 over h2), so that it
-        saves a buffer rather than moving one."""
-        plain = self.emitter.statement(target, expr, shape), dict(self.emitter.temps)
-        lines, temps = plain
-        if lines is None or not dying or in_place_operands(lines, target) & dying:
+              ) -> tuple[list[str] | None, dict[str, tuple], Liveness]:
+        """The fast lines of one statement, their temporaries (see
+        :meth:`Emitter.statement`) and their liveness. Where the lines would not let
+        ``target`` take over the buffer of an operand read here for the last time, the
+        emitter may start from one (``dying``) instead; that order is kept when each
+        temporary it adds can take over another such operand (sigmoid': grad_z2 over
+        grad_h2, 1 - h2 over h2), so that it saves a buffer rather than moving one."""
+        lines = self.emitter.statement(target, expr, shape)
+        plain = lines, dict(self.emitter.temps), Liveness.of(self.emitter.instrs)
+        if lines is None or not dying or plain[2].overwritable(target) & dying:
             return plain
         led = self.emitter.statement(target, expr, shape, dying)
-        taken = in_place_operands(led, target) & dying
+        live = Liveness.of(self.emitter.instrs)
+        taken = live.overwritable(target) & dying
         spare, matched = dying - taken, 0
         for name, (temp_shape, _) in self.emitter.temps.items():
-            over = in_place_operands(led, name) & spare if temp_shape == shape else set()
+            over = live.overwritable(name) & spare if temp_shape == shape else set()
             if over:
                 spare, matched = spare - {min(over)}, matched + 1
-        if taken and len(self.emitter.temps) - len(temps) <= matched:
-            return led, dict(self.emitter.temps)
+        if taken and len(self.emitter.temps) - len(plain[1]) <= matched:
+            return led, dict(self.emitter.temps), live
         return plain
 
     def code(self, expr: sp.Expr) -> str:
         """``expr`` as this module's source (its functions by their Python names)."""
         return to_code(expr, self.names)
+
+    def _located_code(self, expr: sp.Expr, loc: Loc) -> str:
+        """:meth:`code`, for the part of the spec at ``loc``."""
+        with budget.at(loc):
+            return self.code(expr)
 
     def value(self, node_id: int) -> sp.Expr:
         n = self.g.nodes[node_id]
@@ -415,7 +425,10 @@ class _Module:
         called = _called(exprs)
         exprs += [_helper_body(f) for f in called]
         used = {type(f) for e in exprs for f in e.atoms(sp.Function)}
-        out = [_fn_helper(f, self.names) for f in called]
+        out = []
+        for f in called:
+            with budget.at(f.netc_fn.loc if f.netc_fn.origin == "spec" else None):
+                out.append(_fn_helper(f, self.names))
         if any(t.role == "param" for t in self.g.tensors):
             out.append(helpers.source(helpers.missing_param))
         if self.g.tensors:
@@ -493,8 +506,9 @@ class _Module:
             expr = self._reuse(n, forward_expr(n, [self.value(a) for a in n.args]))
             used |= {s.name for s in expr.free_symbols}
             comment = f"{_shape_text(n.shape)} {n.name} = {n.label}  (line {n.loc.line})"
-            lines.append(self._fast_group(n.name, comment) if fast
-                         else _line(_assign(n.name, expr, self.names), comment))
+            with budget.at(n.loc):
+                lines.append(self._fast_group(n.name, comment) if fast
+                             else _line(_assign(n.name, expr, self.names), comment))
         return lines, used
 
     def _staged_nodes(self, needed: set[int] | None) -> list[Node]:
@@ -530,14 +544,15 @@ class _Module:
         lines += [f"    {c} = cache[{c!r}]" for c in self.cache_names]
         unpacked = len(lines)
         for ln, expr in self.bw_lines:
-            if self.fast:
-                lines.append(self._fast_group(ln.target, self._bw_comment(ln)))
-            else:
-                lines.append(_line(_assign(ln.target, expr, self.names),
-                                   self._bw_comment(ln)))
+            with budget.at(_bw_loc(ln)):
+                lines.append(self._fast_group(ln.target, self._bw_comment(ln)) if self.fast
+                             else _line(_assign(ln.target, expr, self.names),
+                                        self._bw_comment(ln)))
         if self.buffers:  # backward writes into the workspace
             lines.insert(unpacked, "    ws = cache['ws']")
-        outs = ", ".join(f"{k!r}: {self.code(v)}" for k, v in self.bw.outputs)
+        declared = {t.name: t.loc for t in self.g.tensors}
+        outs = ", ".join(f"{k!r}: {self._located_code(v, declared[k])}"
+                         for k, v in self.bw.outputs)
         lines.append(_wrap(f"    return {{{outs}}}", indent=8))
         return "\n".join(lines)
 
@@ -572,7 +587,13 @@ class _Module:
             f"def predict(params, {', '.join(args)}):" if args else "def predict(params):",
             f'    """The network\'s output before the loss: {out.label}."""',
             *self._unpack_params(used), *self._bind_dims(used | dims),
-            *self._guard(checked), *body, f"    return {self.code(result)}"])
+            *self._guard(checked), *body, f"    return {self._located_code(result, out.loc)}"])
+
+
+def _bw_loc(ln: Line) -> Loc:
+    """Where a backward line comes from: the statement that reads the value (whose rule
+    gave the gradient), or the value's own."""
+    return ln.sources[0].loc if ln.sources else ln.node.loc
 
 
 def _batch_dim(g: Graph) -> str | None:
@@ -831,13 +852,15 @@ def generate_stages(graph: Graph) -> str:
         expr = forward_expr(n, [m.values[a] for a in n.args])
         args = sorted(s.name for s in expr.free_symbols)
         fw = m.namer.claim(f"fw_{n.name}")
-        parts.append(f"def {fw}({', '.join(args)}):\n    return {_stage_code(expr, m.names)}")
+        with budget.at(n.loc):
+            parts.append(f"def {fw}({', '.join(args)}):\n    return {_stage_code(expr, m.names)}")
         forward_rows.append(f"    ({n.name!r}, {fw}, {_tuple(args)}, {n.loc.line}),")
     for ln, expr in m.bw_lines:
         args = sorted(s.name for s in expr.free_symbols)
         line = ln.sources[0].loc.line if ln.sources else ln.node.loc.line
         bw = m.namer.claim(f"bw_{ln.target}")
-        parts.append(f"def {bw}({', '.join(args)}):\n    return {_stage_code(expr, m.names)}")
+        with budget.at(_bw_loc(ln)):
+            parts.append(f"def {bw}({', '.join(args)}):\n    return {_stage_code(expr, m.names)}")
         backward_rows.append(f"    ({ln.target!r}, {bw}, {_tuple(args)}, "
                              f"{ln.node.name!r}, {line}),")
     tables = ["FORWARD = [", *forward_rows, "]", "BACKWARD = [", *backward_rows, "]",

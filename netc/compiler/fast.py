@@ -17,6 +17,7 @@ style, so the fast style is never wrong where the readable one is right.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -24,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import sympy as sp
 
-from netc.compiler import shapes, sym
+from netc.compiler import budget, shapes, sym
 from netc.compiler.functions import DerivativeFunction, LogAddExp, NetFunction
 from netc.compiler.printer import postfix_safe, splits_ties, to_code, to_code_wrapped
 from netc.compiler.shapes import Shape
@@ -46,16 +47,37 @@ class Emitter:
     constants: dict[str, tuple[Shape, float]] = field(default_factory=dict)  # a row of a number
     words: dict[float, str] = field(default_factory=dict)  # a number -> its rows' first word
     lines: list[str] = field(default_factory=list)
+    instrs: list[Instr] = field(default_factory=list)  # what each of ``lines`` does
+    # operand text -> the names it reads, for each operand printed from an expression
+    # (a name's text reads that name): how a line's reads are known without parsing it
+    printed: dict[str, frozenset[str]] = field(default_factory=dict)
+    codes: dict[sp.Expr, str] = field(default_factory=dict)  # what _code printed
+    bodies: dict[sp.Expr, sp.Expr] = field(default_factory=dict)  # see _inlined
+    # the statement's subexpressions known to hold no array: asked at every level of a
+    # nesting, and free_symbols walks the whole subtree each time (quadratic in its depth)
+    scalars: dict[sp.Expr, bool] = field(default_factory=dict)
 
     def _code(self, e: sp.Expr) -> str:
-        return to_code(e, self.names)
+        text = self.codes.get(e)
+        if text is None:  # the same leaves are printed again at every level of a nesting
+            text = self.codes[e] = to_code(e, self.names)
+            self.printed[text] = frozenset(s.name for s in e.free_symbols)
+        return text
+
+    def _line(self, text: str, out: str | None, *operands: str, elementwise: bool = True
+              ) -> None:
+        """Emit ``text``, which writes into ``out`` and reads ``operands`` (texts this
+        emitter printed, or names)."""
+        reads = frozenset().union(*(self.printed.get(o, frozenset((o,))) for o in operands))
+        self.lines.append(text)
+        self.instrs.append(Instr(out, reads - {out}, elementwise))
 
     # -- shapes
     def shape_of(self, e: sp.Expr) -> Shape | None:
         """The shape of an expression whose shape netc can tell, else None."""
         if isinstance(e, sp.Symbol):
             return self.symbol_shapes.get(e, ())
-        if e.is_number:
+        if _is_number(e):
             return ()
         if isinstance(e, sym.T):
             inner = self.shape_of(e.args[0])
@@ -85,7 +107,12 @@ class Emitter:
 
     def is_scalar(self, e: sp.Expr) -> bool:
         """No array in it: printed inline, as a Python or NumPy scalar."""
-        return not any(self.symbol_shapes.get(s) for s in e.free_symbols)
+        known = self.scalars.get(e)
+        if known is None:
+            known = (not self.symbol_shapes.get(e) if isinstance(e, sp.Symbol)
+                     else all(self.is_scalar(a) for a in e.args))
+            self.scalars[e] = known
+        return known
 
     def is_leaf(self, e: sp.Expr) -> bool:
         """Printed as an operand as it is: a name, a transpose of one, or a scalar."""
@@ -105,12 +132,12 @@ class Emitter:
         them, so that it is read before the target is first written."""
         if not shape or self.shape_of(expr) is None:
             return None
-        self.lines = []
-        self.temps = {}
+        self.lines, self.instrs = [], []
+        self.temps, self.scalars = {}, {}
         self._target, self._dying = target, dying
         result = self._into(self._share(expr, shape), target, shape)
         if result != target:
-            self.lines.append(f"np.copyto({target}, {result})")
+            self._line(f"np.copyto({target}, {result})", target, result)
         return self.lines
 
     def _share(self, expr: sp.Expr, shape: Shape) -> sp.Expr:
@@ -128,7 +155,7 @@ class Emitter:
             name = self._temp(shape)
             result = self._into(sub, name, shape)
             if result != name:
-                self.lines.append(f"np.copyto({name}, {result})")
+                self._line(f"np.copyto({name}, {result})", name, result)
             back[symbol] = sp.Symbol(name, real=True)
             self.symbol_shapes[back[symbol]] = shape
         return reduced.xreplace(back) if replacements else expr
@@ -136,7 +163,7 @@ class Emitter:
     def _temp(self, shape: Shape) -> str:
         name = free_name("_tmp", self.taken | self.temps.keys())
         self.temps[name] = (shape, len(self.lines))
-        self.lines.append(f"{name} = ws.{name}")
+        self._line(f"{name} = ws.{name}", None)
         return name
 
     def _row(self, number: sp.Expr, shape: Shape) -> str:
@@ -155,6 +182,7 @@ class Emitter:
                 # buffer's), or another row's: a renamed row can have a later row's name
                 name = free_name(name + "_", self.taken | self.constants.keys())
             self.constants[name] = (row, value)
+        self.printed[f"ws.{name}"] = frozenset()
         return f"ws.{name}"
 
     def _operand(self, e: sp.Expr, shape: Shape) -> str:
@@ -163,24 +191,30 @@ class Emitter:
             return self._code(e)
         return self._into(e, self._temp(shape), shape)
 
+    def _inlined(self, e: NetFunction | DerivativeFunction) -> sp.Expr:
+        """A function application as its body over its arguments. Remembered: SymPy
+        evaluates each power of the body again as it is rebuilt (9 s of a 50-step chain of
+        a fn nested 39 deep), and each statement is emitted twice (see codegen's _emit)."""
+        body = self.bodies.get(e)
+        if body is None:
+            fn = e.netc_fn if isinstance(e, DerivativeFunction) else e.func.netc_fn
+            inner = e.expr if isinstance(e, DerivativeFunction) else fn.body
+            body = self.bodies[e] = inner.xreplace(dict(zip(fn.symbols, e.args, strict=True)))
+        return body
+
     def _into(self, e: sp.Expr, dst: str, shape: Shape) -> str:
         """Compute ``e`` (of shape ``shape`` or broadcasting to it) into ``dst``."""
+        budget.check()  # a statement can nest deep: each level may take a while
         if self.is_leaf(e):
             return self._code(e)
         if isinstance(e, sym.BroadcastTo):  # a ufunc's out= broadcasts it anyway
             return self._into(e.args[0], dst, shape)
-        if isinstance(e, NetFunction):
-            fn = e.func.netc_fn
-            return self._into(fn.body.xreplace(dict(zip(fn.symbols, e.args, strict=True))),
-                              dst, shape)
-        if isinstance(e, DerivativeFunction):
-            fn = e.netc_fn
-            return self._into(e.expr.xreplace(dict(zip(fn.symbols, e.args, strict=True))),
-                              dst, shape)
+        if isinstance(e, NetFunction | DerivativeFunction):
+            return self._into(self._inlined(e), dst, shape)
         if isinstance(e, sym.MatMul) and self.shape_of(e) == shape:
             # an operand that is itself a computation goes to a buffer of its own first
             a, b = (self._operand(x, self.shape_of(x)) for x in e.args)
-            self.lines.append(f"np.matmul({a}, {b}, out={dst})")
+            self._line(f"np.matmul({a}, {b}, out={dst})", dst, a, b, elementwise=False)
             return dst
         if isinstance(e, sym.SumAxis | sym.MeanAxis):
             arg, axes, keep = e.args
@@ -194,7 +228,8 @@ class Emitter:
                 axis = axis if len(axes) == 1 else f"({axis})"
                 keepdims = ", keepdims=True" if keep == sp.true else ""
                 call = f"{src}.{fn}(" if postfix_safe(src) else f"np.{fn}({src}, "
-                self.lines.append(f"{call}axis={axis}{keepdims}, out={dst})")
+                self._line(f"{call}axis={axis}{keepdims}, out={dst})", dst, src,
+                           elementwise=False)
                 return dst
         if isinstance(e, sp.Add | sp.Mul):
             return self._fold(e, dst, shape)
@@ -202,15 +237,15 @@ class Emitter:
             return self._pow(e, dst, shape)
         if e.func in _UNARY:
             arg = self._into(e.args[0], dst, shape)
-            self.lines.append(f"np.{_UNARY[e.func]}({arg}, out={dst})")
+            self._line(f"np.{_UNARY[e.func]}({arg}, out={dst})", dst, arg)
             return dst
         if isinstance(e, sp.Max | sp.Min | LogAddExp):
             ufunc = {sp.Max: "maximum", sp.Min: "minimum"}.get(e.func, "logaddexp")
             acc = self._into(_heaviest(e.args), dst, shape)
             for a in _rest(e.args):
-                other = (self._row(a, shape) if a.is_number and ufunc != "logaddexp"
+                other = (self._row(a, shape) if _is_number(a) and ufunc != "logaddexp"
                          else self._operand(a, shape))
-                self.lines.append(f"np.{ufunc}({acc}, {other}, out={dst})")
+                self._line(f"np.{ufunc}({acc}, {other}, out={dst})", dst, acc, other)
                 acc = dst
             return acc
         if isinstance(e, sp.Heaviside) and splits_ties(e.args[0]):  # max gate: ties split
@@ -218,10 +253,10 @@ class Emitter:
             # 30x slower than a comparison (700 against 22 us on [256, 512])
             arg = self._operand(e.args[0], shape)
             ties = self._temp(shape)
-            self.lines += [f"np.greater_equal({arg}, 0, out={ties})",
-                           f"np.greater({arg}, 0, out={dst})",
-                           f"np.add({dst}, {ties}, out={dst})",
-                           f"np.multiply({dst}, 0.5, out={dst})"]
+            self._line(f"np.greater_equal({arg}, 0, out={ties})", ties, arg)
+            self._line(f"np.greater({arg}, 0, out={dst})", dst, arg)
+            self._line(f"np.add({dst}, {ties}, out={dst})", dst, dst, ties)
+            self._line(f"np.multiply({dst}, 0.5, out={dst})", dst, dst)
             return dst
         if isinstance(e, sp.Heaviside):  # the (z > 0) of a relu
             x = e.args[0]
@@ -229,11 +264,12 @@ class Emitter:
             neg = [-t for t in sp.Add.make_args(x) if t.could_extract_minus_sign()]
             left = self._operand(sp.Add(*pos), shape)
             right = self._operand(sp.Add(*neg), shape)
-            self.lines.append(f"np.greater({left}, {right}, out={dst})")
+            self._line(f"np.greater({left}, {right}, out={dst})", dst, left, right)
             return dst
         # no in-place form: as readable
         code = to_code_wrapped(e, 4, WIDTH - 12 - len(dst), self.names)
-        self.lines.append(f"{dst}[...] = {code}")
+        self.printed[code] = frozenset(s.name for s in e.free_symbols)
+        self._line(f"{dst}[...] = {code}", dst, code)
         return dst
 
     def _fold(self, e: sp.Expr, dst: str, shape: Shape) -> str:
@@ -256,8 +292,8 @@ class Emitter:
                 rest = [a for a in arrays if a is not first]
             elif scalar != 0:
                 first = negated[0]
-                self.lines.append(f"np.subtract({self._code(scalar)}, {self._code(-first)}, "
-                                  f"out={dst})")
+                left, right = self._code(scalar), self._code(-first)
+                self._line(f"np.subtract({left}, {right}, out={dst})", dst, left, right)
                 acc, scalar = dst, sp.Integer(0)
                 rest = negated[1:]
             else:
@@ -266,7 +302,8 @@ class Emitter:
             # 1 - h**2: h**2 into dst, then one subtraction from the scalar (not a
             # multiplication by -1 and an addition)
             acc = self._into(sp.Add(*(-a for a in arrays)), dst, shape)
-            self.lines.append(f"np.subtract({self._code(scalar)}, {acc}, out={dst})")
+            left = self._code(scalar)
+            self._line(f"np.subtract({left}, {acc}, out={dst})", dst, left, acc)
             return dst
         elif lead := next((a for a in arrays if isinstance(a, sp.Symbol)
                            and a.name in self._dying and dst == self._target), None):
@@ -278,7 +315,7 @@ class Emitter:
             acc, rest = self._into(_heaviest(arrays), dst, shape), _rest(arrays)
         for a in rest:
             acc = self._combine(acc, a, is_add, dst, shape)
-        if not (scalar.is_number and float(scalar) == (0 if is_add else 1)):
+        if not (_is_number(scalar) and float(scalar) == (0 if is_add else 1)):
             acc = self._combine(acc, scalar, is_add, dst, shape)
         return acc
 
@@ -293,20 +330,22 @@ class Emitter:
             op, a = ("multiply", sp.Float(1 / q)) if q & (q - 1) == 0 else ("divide", sp.Integer(q))
         else:
             op = "add" if is_add else "multiply"
-        self.lines.append(f"np.{op}({acc}, {self._operand(a, shape)}, out={dst})")
+        other = self._operand(a, shape)
+        self._line(f"np.{op}({acc}, {other}, out={dst})", dst, acc, other)
         return dst
 
     def _pow(self, e: sp.Pow, dst: str, shape: Shape) -> str:
         base, exp = e.args
         arg = self._into(base, dst, shape)
         if exp == 2:
-            self.lines.append(f"np.square({arg}, out={dst})")
+            self._line(f"np.square({arg}, out={dst})", dst, arg)
         elif exp == -1:
-            self.lines.append(f"np.divide(1, {arg}, out={dst})")
+            self._line(f"np.divide(1, {arg}, out={dst})", dst, arg)
         elif exp == sp.Rational(1, 2):
-            self.lines.append(f"np.sqrt({arg}, out={dst})")
+            self._line(f"np.sqrt({arg}, out={dst})", dst, arg)
         else:
-            self.lines.append(f"np.power({arg}, {self._code(exp)}, out={dst})")
+            power = self._code(exp)
+            self._line(f"np.power({arg}, {power}, out={dst})", dst, arg, power)
         return dst
 
 
@@ -321,6 +360,12 @@ def _applies_a_function(e: sp.Expr) -> bool:
         f.func in _UNARY for f in e.atoms(sp.Function))
 
 
+@functools.lru_cache(maxsize=1 << 14)  # SymPy walks the subtree for each: ask once
+def _is_number(e: sp.Expr) -> bool:
+    return e.is_number
+
+
+@functools.lru_cache(maxsize=1 << 14)  # _heaviest asks again at every level of a nesting
 def _weight(e: sp.Expr) -> int:
     # a matrix product is the one piece that can be written straight into the target; a
     # negated name is no work of its own: it is subtracted (h * t - y: the product first,
@@ -334,7 +379,8 @@ def _heaviest(args) -> sp.Expr:
     """The argument to compute first: the most work, so the rest fold into it in place;
     of equals, an array before a number (``np.maximum(z1, 0)``: NumPy's loop for a scalar
     first operand is slower, 84 against 60 us on [256, 512] float64)."""
-    return max(args, key=lambda a: (_weight(a), not a.is_number, -list(args).index(a)))
+    first = max(enumerate(args), key=lambda ia: (_weight(ia[1]), not _is_number(ia[1]), -ia[0]))
+    return first[1]
 
 
 def _rest(args) -> list[sp.Expr]:
@@ -348,26 +394,66 @@ def _rest(args) -> list[sp.Expr]:
     return out
 
 
+class Instr(NamedTuple):
+    """What one emitted line does, recorded as it is emitted."""
+
+    out: str | None  # the buffer it writes into (out=dst, np.copyto(dst, ...), dst[...] =)
+    reads: frozenset[str]  # the names it reads, ``out`` excluded
+    # a ufunc other than matmul, a copy, or an assignment of an expression evaluated in
+    # full before it is stored: NumPy reads an operand that overlaps out= as if it did not
+    elementwise: bool
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """Where each name is first and last read in a statement's lines, and where each buffer
+    is first written: what :meth:`overwritable` needs, found in one pass over the lines."""
+
+    instrs: tuple[Instr, ...]
+    first_read: dict[str, int]
+    last_read: dict[str, int]
+    first_write: dict[str, int]
+
+    @classmethod
+    def of(cls, instrs: list[Instr]) -> Liveness:
+        """The liveness of ``instrs``, the lines of one statement in order."""
+        first_read: dict[str, int] = {}
+        last_read: dict[str, int] = {}
+        first_write: dict[str, int] = {}
+        for i, instr in enumerate(instrs):
+            for name in instr.reads:
+                first_read.setdefault(name, i)
+                last_read[name] = i
+            if instr.out is not None:
+                first_write.setdefault(instr.out, i)
+        return cls(tuple(instrs), first_read, last_read, first_write)
+
+    def overwritable(self, target: str) -> frozenset[str]:
+        """The names the lines read only until they first write into ``target``'s buffer
+        (or in that very line, when it is elementwise): a value whose statement these are
+        may take over such an operand's buffer when the operand is not read again. Taken
+        from what the emitter recorded, so it holds for whatever order it chose."""
+        first = self.first_write.get(target)
+        if first is None:
+            return frozenset()
+        at = self.instrs[first]
+        return frozenset(
+            name for name, i in self.first_read.items()
+            if i <= first and self.last_read[name] <= first and name != target
+            and (at.elementwise or name not in at.reads))
+
+
 def in_place_operands(lines: list[str], target: str) -> frozenset[str]:
-    """The names ``lines`` read only until they first write into ``target``'s buffer (or
-    in that very call, when it is elementwise: NumPy's ufuncs read an operand that
-    overlaps ``out=`` as if it did not): a value whose statement these are may take over
-    such an operand's buffer when the operand is not read again. Read off the lines'
-    syntax trees, so that it holds for whatever order the emitter chose."""
-    trees = [ast.parse(line).body[0] for line in lines]
-    first = next((i for i, t in enumerate(trees) if _writes(t) == target), None)
-    if first is None:
-        return frozenset()
-    before: set[str] = set()
-    for t in trees[:first]:
-        before |= _reads(t)
-    after: set[str] = set()
-    for t in trees[first + 1:]:
-        after |= _reads(t)
-    at = _reads(trees[first])
-    if not _elementwise(trees[first]):
-        after |= at  # np.matmul, a reduction: its operands must not be its output
-    return frozenset((before | at) - after - {target})
+    """:meth:`Liveness.overwritable` read off the text of emitted lines instead of the
+    emitter's records: an independent check of those records, for the tests. (The
+    compiler itself never parses what it printed: that made the fast style quadratic.)"""
+    return Liveness.of([_instr(ast.parse(line).body[0]) for line in lines]).overwritable(target)
+
+
+def _instr(t: ast.stmt) -> Instr:
+    out = _writes(t)
+    return Instr(out, frozenset(n.id for n in ast.walk(t) if isinstance(n, ast.Name)) - {out},
+                 _elementwise(t))
 
 
 def _writes(t: ast.stmt) -> str | None:
@@ -383,15 +469,8 @@ def _writes(t: ast.stmt) -> str | None:
     return None
 
 
-def _reads(t: ast.stmt) -> set[str]:
-    """The names a line reads (its output buffer's name excluded)."""
-    dst = _writes(t)
-    return {n.id for n in ast.walk(t) if isinstance(n, ast.Name) and n.id != dst}
-
-
 def _elementwise(t: ast.stmt) -> bool:
-    """A NumPy ufunc other than matmul, a copy, or an assignment of an expression that is
-    evaluated in full before it is stored."""
+    """A NumPy ufunc other than matmul, a copy, or an assignment."""
     if isinstance(t, ast.Assign):
         return True
     func = ast.unparse(t.value.func)
@@ -414,7 +493,7 @@ class Step(NamedTuple):
     value: str
     shape: Shape | None  # of its buffer; None if it gets none
     reads: frozenset[str]
-    overwritable: frozenset[str]  # of ``reads``: see :func:`in_place_operands`
+    overwritable: frozenset[str]  # of ``reads``: see :meth:`Liveness.overwritable`
     temps: tuple[Temp, ...] = ()
 
 
@@ -424,7 +503,7 @@ def share_buffers(steps: list[Step], kept: frozenset[str]) -> dict[str, tuple[st
 
     ``steps`` are the staged computations in the order they run (forward, then backward),
     with the names each reads, those of them it may overwrite as it goes (see
-    :func:`in_place_operands`) and its temporaries. ``kept`` are the
+    :meth:`Liveness.overwritable`) and its temporaries. ``kept`` are the
     values read after the last step (the returned gradients): they keep a buffer of their
     own, or the next forward() would overwrite them. A value takes over a buffer of its
     shape whose value was last read before its own statement, or is last read by it and

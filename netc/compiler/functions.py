@@ -20,7 +20,7 @@ from importlib import resources
 import sympy as sp
 from mpmath.libmp import prec_to_dps
 
-from netc.compiler import ast, exprcache
+from netc.compiler import ast, budget, exprcache
 from netc.compiler.errors import Loc, NetNameError, NetTypeError, NetValueError, did_you_mean
 
 
@@ -375,7 +375,10 @@ def _output_form(body: sp.Expr, deriv: sp.Expr, var: sp.Symbol, out: sp.Symbol):
     inverse = _invert(body, var, out)
     if inverse is None:
         return None
-    expanded = sp.expand(deriv.subs(var, inverse))
+    substituted = deriv.subs(var, inverse)
+    if not _algebra_is_cheap(substituted):  # expand multiplies out every product of sums:
+        return None  # exponential in a fn nested deep (tanh(1 + tanh(1 + ...)) ran on)
+    expanded = sp.expand(substituted)
     if not _algebra_is_cheap(expanded):
         return None
     form = _normal_sign(sp.factor(expanded))
@@ -528,6 +531,8 @@ def _derive(fn: ElementwiseFn, fns: dict[str, ElementwiseFn], node: ast.FnDef):
     out = sp.Dummy("out")
     derivs, forms = [], []
     for var in fn.symbols:
+        if fn.origin == "spec":  # a prelude fn's place is in prelude.net: its user checks
+            budget.check(node.loc)
         d = sp.diff(fn.body, var)
         if d.has(sp.Derivative, sp.Subs, sp.nan, sp.zoo):  # the body's constants are checked
             raise NetValueError(f"SymPy finds no finite derivative of '{fn.name}' for "

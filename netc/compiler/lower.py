@@ -136,10 +136,9 @@ class _Lowerer:
     def _guard(self, fn, stmt) -> None:
         try:
             budget.check(stmt.loc)
-        except NetError as e:  # past the deadline: stop here, with what was found so far
-            raise NetErrors([*self.errors, e]) from None
-        try:
             fn(stmt)
+        except budget.OverBudget as e:  # past the deadline: stop here, with what was found
+            raise NetErrors([*self.errors, e]) from None
         except _Skip:
             # depends on a statement that already failed: no second report, but what
             # this statement defines is failed too

@@ -230,3 +230,20 @@ def test_names_that_read_as_digits_never_reach_the_module(place, name):
     used |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
     used |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)}
     assert not used & {"l", "I", "O"}, sorted(used & {"l", "I", "O"})
+
+
+@pytest.mark.parametrize("style", ["readable", "fast"])
+def test_long_fn_parameter_names_keep_lines_within_the_page(style):
+    """A fn's helper keeps its def line and docstring within 100 columns however long its
+    parameters' names are (SymPy's ImmutableSparseNDimArray made a 107-column docstring),
+    and computes the same as with short names."""
+    long_a, long_b = "ImmutableSparseNDimArray" * 2, "InverseFourierTransform" * 2
+    text = (f"fn f({long_a}, {long_b}, c=1) = {long_a} * tanh(c * {long_b}) + {long_b}\n"
+            "param a = 0.5\nparam b = -1.5\nloss L = f(a, b, c=2)\n")
+    source = netc.compile_spec(text, "long.net", style=style)
+    assert max(map(len, source.splitlines())) <= 100
+    _, short = _module(text.replace(long_a, "p").replace(long_b, "q"), style)
+    mod = load_source(source, "long_" + style)
+    params = {"a": np.array(0.5), "b": np.array(-1.5)}
+    assert mod.forward(params)[0] == short.forward(params)[0]
+    assert check_grads(mod).ok

@@ -714,8 +714,13 @@ def _fn_helper(cls: type, names: dict[type, str]) -> str:
     symbols = [sp.Symbol(local.claim(p), real=True) for p in fn.params]
     body = _helper_body(cls).xreplace(dict(zip(fn.symbols, symbols, strict=True)))
     code = to_code_wrapped(body, 4, WIDTH - 11, names)
-    params = ", ".join(s.name for s in symbols)
-    return f'def {names[cls]}({params}):\n    """{doc}"""\n    return {code}'
+    head = f"def {names[cls]}({', '.join(s.name for s in symbols)}):"
+    if len(head) > WIDTH:  # long parameter names: one per line
+        head = f"def {names[cls]}(\n" + "".join(f"    {s.name},\n" for s in symbols) + "):"
+    doc = textwrap.wrap(doc, WIDTH - 7, subsequent_indent="    ", break_long_words=False,
+                        break_on_hyphens=False)
+    doc = doc[0] if len(doc) == 1 else "\n    ".join(doc) + "\n    "
+    return f'{head}\n    """{doc}"""\n    return {code}'
 
 # SymPy function class -> the helper the generated module defines for it, in this order
 HELPERS = (

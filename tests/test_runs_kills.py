@@ -29,14 +29,17 @@ ARGS = ["--data", "toy:regression", "--toy-size", "40", "--steps", "20", "--chec
         "10", "--log-every", "3", "--batch-size", "8", "-q"]
 LONG = os.environ.get("NETC_LONG_TESTS") == "1"
 
-# `netc train` whose Nth os.replace (every file a run writes goes through one) is first
-# met by a SIGKILL, or by one or two SIGINTs
+# `netc train` whose Nth os.replace into the run directory (every file a run writes goes
+# through one) is first met by a SIGKILL, or by one or two SIGINTs. Only the run's own
+# writes are counted: the compile cache's depend on what ran before (tests/test_files_cache.py
+# kills those)
 WRAPPER = """
 import os, signal, sys
-at, how = int(os.environ["KILL_AT"]), os.environ["KILL_HOW"]
+at, how, run = int(os.environ["KILL_AT"]), os.environ["KILL_HOW"], os.environ["KILL_RUN"]
 real, count = os.replace, [0]
 def replace(src, dst, *args, **kwargs):
-    count[0] += 1
+    if os.path.dirname(os.path.abspath(dst)) == run:
+        count[0] += 1
     if count[0] == at:
         if how == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
@@ -52,7 +55,8 @@ sys.exit(code)
 
 
 def _wrapped(argv: list[str], at: int, how: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KILL_AT=str(at), KILL_HOW=how)
+    run = argv[argv.index("--out") + 1] if "--out" in argv else argv[argv.index("--resume") + 1]
+    env = dict(os.environ, KILL_AT=str(at), KILL_HOW=how, KILL_RUN=os.path.abspath(run))
     return subprocess.run([sys.executable, "-c", WRAPPER, *argv], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 

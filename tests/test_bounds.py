@@ -183,14 +183,14 @@ _CHILD = textwrap.dedent("""
     from netc.compiler.errors import NetError
     text = open(sys.argv[1], encoding="utf-8").read()
     resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time, as the budget counts: the other child runs beside
     try:
         netc.compile_spec(text, "blow.net", style=sys.argv[3])
         out = {"kind": "module"}
     except NetError as e:
         head = e.format(text, "blow.net").splitlines()[0]
         out = {"kind": "error", "code": e.code, "head": head}
-    out["seconds"] = time.perf_counter() - start
+    out["seconds"] = time.process_time() - start
     out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
 """)

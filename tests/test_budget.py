@@ -84,12 +84,12 @@ def test_liveness_of_recorded_lines():
 # ---- the budget in every stage ----------------------------------------------------------
 
 class _Clock:
-    """A monotonic clock that moves one second each time it is read."""
+    """A process clock that moves one second each time it is read."""
 
     def __init__(self) -> None:
         self.now = itertools.count()
 
-    def monotonic(self) -> float:
+    def process_time(self) -> float:
         return float(next(self.now))
 
 

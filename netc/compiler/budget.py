@@ -3,7 +3,9 @@
 Each symbolic step is bounded where it could blow up (powers of numbers, polynomial
 algebra, nesting, the spec's size), so a compile is polynomial in the spec. The deadline
 is the backstop for what that leaves: it stops a compile that runs past it with one error
-at the statement being worked on, instead of running for minutes. It is a time, checked
+at the statement being worked on, instead of running for minutes. It is CPU time of the
+compiling process (another program's load on the machine does not make a spec fail that
+compiles in time on its own; a compile is one thread of pure Python), checked
 by the compiler's own loops (no signal: those break in threads and notebooks): lower
 before each statement and fn definition, fn derivation before each partial derivative,
 autodiff before each node, codegen before each line it writes in either style, and the
@@ -53,7 +55,7 @@ def allowed(text: str) -> float:
 @contextmanager
 def compiling(text: str) -> Iterator[None]:
     """Run the body under the budget of a spec with this text."""
-    token = _deadline.set(time.monotonic() + allowed(text))
+    token = _deadline.set(time.process_time() + allowed(text))
     try:
         yield
     finally:
@@ -64,7 +66,7 @@ def check(loc: Loc | None = None) -> None:
     """Raise if the compile in progress is past its deadline; ``loc`` is where it is (by
     default the place of the innermost :func:`at`)."""
     deadline = _deadline.get()
-    if deadline is not None and time.monotonic() > deadline:
+    if deadline is not None and time.process_time() > deadline:
         raise OverBudget("the spec takes longer to compile than netc allows; stopped here",
                          loc or _where.get(), "split large functions and expressions into "
                          "smaller named steps", code="E108")

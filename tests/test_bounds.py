@@ -262,6 +262,9 @@ def _blowups(long: bool) -> dict[str, tuple[str, str | tuple[str, ...]]]:
         # the output form of tanh(1 + tanh(1 + ...)) expanded a product of 39 sums
         "nested_tanh_fn": ("fn f(z) = " + "tanh(1 + " * 39 + "z" + ")" * 39
                            + "\nparam a = 1\nloss L = f(a)\n", "module"),
+        # SymPy's factor took exp(-745) as exp(1)^-745: a polynomial of degree 1490 (ran on)
+        "exp_of_minus_745_in_fn": ("fn f(z) = tanh(z) * exp(-745)\nparam a = 1\n"
+                                   "loss L = f(a)\n", "module"),
         # a constant only the derivation makes, past float64: E419 at a statement
         "fibonacci_gradient": (_fibonacci(1500), "E419"),
         "fibonacci_gradient_fast": (_fibonacci(1500), "E419"),

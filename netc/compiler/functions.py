@@ -423,6 +423,10 @@ def _degree(expr: sp.Expr, generators: set[sp.Expr]) -> int:
         return sum(_degree(a, generators) for a in expr.args)
     if isinstance(expr, sp.Pow) and expr.exp.is_Integer:
         return abs(int(expr.exp)) * _degree(expr.base, generators)
+    if isinstance(expr, sp.exp) and expr.args[0].is_Rational:
+        # the algebra takes exp(p/q) as exp(1/q)^p: exp(-745) is a degree-745 power
+        generators.add(sp.exp(1 / expr.args[0].q))
+        return abs(int(expr.args[0].p))
     generators.add(expr)
     return 1
 

@@ -39,7 +39,7 @@ from attack_lib import (
 HEAD = "input x: [n, 2]\ntarget y: [n, 2]\nparam W: [2, 2]\n"
 BOUNDED = "mean(tanh(x @ W - y)^2)"
 PLACES = {
-    "literal-scale": HEAD + f"loss L = {{E}} * {BOUNDED}\n",
+    "literal-scale": HEAD + f"loss L = ({{E}}) * {BOUNDED}\n",
     "literal-add": HEAD + f"loss L = {BOUNDED} + {{E}}\n",
     "exponent": HEAD + "loss L = mean(sigmoid(x @ W - y) ^ ({E}))\n",
     "fn-body": "fn f(z) = tanh(z) * ({E})\n" + HEAD + "loss L = mean(f(x @ W - y))\n",
@@ -156,6 +156,17 @@ def _plain_dim(number: str) -> bool:
     return re.fullmatch(r"[0-9]+", number) is not None and 0 < int(number) <= 10**6
 
 
+def _overflows_by_itself(place: str, number: str) -> bool:
+    """Whether the constant alone takes the network's true values past float64, so that an
+    infinite loss or gradient is IEEE arithmetic doing what the maths says: a factor or a
+    term of 1e300 and more (times the data, the sum over examples), or an exponent of 700
+    and more in size (sigmoid(.) ^ -1409 is past 2^1409)."""
+    value = as_float(exact_value(number))
+    if value is None:
+        return False
+    return abs(value) >= (700 if place == "exponent" else 1e300)
+
+
 def judge(place: str, number: str, r: dict, lint: str | None, base: float) -> tuple[str, str]:
     """The outcome class of one try, and what shows it."""
     status = r["status"]
@@ -176,6 +187,8 @@ def judge(place: str, number: str, r: dict, lint: str | None, base: float) -> tu
     if status == "run_fail":
         return RUNTIME, r["message"]
     if not r["finite"]:
+        if _overflows_by_itself(place, number):
+            return OK, "float64 overflows: the spec's own constant takes the values past it"
         return RUNTIME, f"loss {r['loss']!r} or a gradient is not finite"
     bad = {k: v for k, v in r.get("fd", {}).items() if v > 1}
     if bad:

@@ -328,3 +328,18 @@ def test_odd_lock_files_are_refused_not_followed(capsys, base, tmp_path, kind):
      "fifo": os.mkfifo}[kind](run / ".lock")
     _resume_fails(capsys, run, file=".lock")
     assert victim.read_text() == "precious"
+
+
+def test_resume_of_a_run_stopped_while_it_was_set_up(tmp_path, capsys):
+    """Killed after step 0's checkpoint but before run.json: nothing was trained, and the
+    resume says so and how to start again (it said 'no run here')."""
+    from netc.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    np.savez(run / "checkpoint.npz", **{"meta/step": np.array(0)})
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{run}: error: the run was stopped while it was set up, before its "
+                          "first step: there is nothing to resume [E703]"), err
+    assert f"netc train SPEC --out {run}" in err

@@ -353,6 +353,10 @@ def resume(run_dir: str | os.PathLike, *, steps: int | None = None, epochs: int 
     """
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").exists() and not (run_dir / "run.json").is_symlink():
+        if (run_dir / "checkpoint.npz").exists():  # run.json is written after step 0's save
+            raise train_error("the run was stopped while it was set up, before its first "
+                              "step: there is nothing to resume", "E703", path=run_dir,
+                              hint=f"start it again: netc train SPEC --out {run_dir}")
         raise train_error("no run here (no run.json)", "E703", path=run_dir)
     with runs.locked(run_dir):
         runs.remove_stale_temporaries(run_dir)

@@ -36,11 +36,7 @@ class NetFunction(sp.Function):
 
     def _eval_evalf(self, prec):
         """A number through the function's own body (not mpmath's function of its name)."""
-        fn = self.netc_fn
-        if not all(a.is_number for a in self.args):
-            return None
-        return fn.body.xreplace(dict(zip(fn.symbols, self.args, strict=True))).evalf(
-            prec_to_dps(prec))
+        return _at_numbers(self.netc_fn.body, self, prec)
 
     def fdiff(self, argindex=1):
         fn = self.netc_fn
@@ -61,14 +57,19 @@ class DerivativeFunction(sp.Function):
     stem: str  # the name the generated module gives it unless that is taken (gelu_grad)
 
     def _eval_evalf(self, prec):
-        fn = self.netc_fn
-        if not all(a.is_number for a in self.args):
-            return None
-        return self.expr.xreplace(dict(zip(fn.symbols, self.args, strict=True))).evalf(
-            prec_to_dps(prec))
+        return _at_numbers(self.expr, self, prec)
 
     def fdiff(self, argindex=1):
         raise TypeError(f"{type(self).__name__}: second derivatives are not supported")
+
+
+def _at_numbers(expr: sp.Expr, call: sp.Function, prec: int) -> sp.Expr | None:
+    """``expr``, written in the parameters of ``call``'s fn, at ``call``'s arguments when
+    they are all numbers (SymPy's evalf of a fn or of its derivative), else None."""
+    if not all(a.is_number for a in call.args):
+        return None
+    mapping = dict(zip(call.netc_fn.symbols, call.args, strict=True))
+    return expr.xreplace(mapping).evalf(prec_to_dps(prec))
 
 
 class LogAddExp(sp.Function):

@@ -16,15 +16,9 @@ from netc.compiler.errors import NetError
 
 
 def _read(path: str) -> str:
-    from netc.runtime.loader import read_spec
+    from netc.runtime.loader import spec_text
 
-    try:
-        return read_spec(path)
-    except FileNotFoundError:
-        raise NetError(f"no such file: {path}", code="E001") from None
-    except (OSError, ValueError) as e:  # ValueError: undecodable text, a NUL in the name
-        raise NetError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}",
-                       code="E002") from None
+    return spec_text(path)
 
 
 def _source_or_none(path: str) -> str | None:

@@ -7,7 +7,6 @@ that fails is skipped, and what depends on it is not reported again.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -36,7 +35,7 @@ from netc.compiler.functions import (
     prelude,
 )
 from netc.compiler.ir import Graph, Node, Tensor, placeholder
-from netc.compiler.names import Namer, argument_problem, definition_problem
+from netc.compiler.names import Namer, argument_problem, ascii_identifier, definition_problem
 from netc.compiler.shapes import Shape, fmt
 
 LAYOUTS = ("rows", "torch", "columns")
@@ -1088,8 +1087,7 @@ def _stem(filename: str) -> str:
     digits and underscores only, so that no file name can reach generated text as more
     than a name."""
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    base = base[:-4] if base.endswith(".net") else base
-    return re.sub(r"[^0-9A-Za-z_]", "_", base) or "spec"
+    return ascii_identifier(base[:-4] if base.endswith(".net") else base)
 
 
 def lower(spec: ast.Spec, wrt: tuple[str, ...] = ()) -> Graph:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import re
 
 # Names the generated module defines or uses itself. A spec name equal to one of these is
 # renamed with a trailing underscore, consistently, rather than rejected.
@@ -55,6 +56,13 @@ def definition_problem(name: str) -> str | None:
     if name in ("dtype", "key"):  # workspace()'s own argument and local
         return f"the generated module uses the name '{name}' itself"
     return argument_problem(name)
+
+
+def ascii_identifier(text: str) -> str:
+    """Any text (a file's stem) as an identifier part: characters other than ASCII letters,
+    digits and ``_`` become ``_``, so that no file name reaches generated code or a module's
+    name as more than a name."""
+    return re.sub(r"[^0-9A-Za-z_]", "_", text) or "spec"
 
 
 class Namer:

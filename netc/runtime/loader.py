@@ -16,7 +16,6 @@ import importlib.abc
 import importlib.util
 import linecache
 import os
-import re
 import stat
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from types import ModuleType
 
 from netc.compiler import compile_spec
 from netc.compiler.cache import cache_dir, write_new
+from netc.compiler.errors import NetError
+from netc.compiler.names import ascii_identifier
 
 MAX_NAME = 40  # characters of a file's stem kept in a module's name
 MAX_SPEC_BYTES = 16 * 2**20  # no spec is this long: a bigger file is not one
@@ -54,9 +55,21 @@ def read_spec(path: str | os.PathLike) -> str:
     return data.decode("utf-8")
 
 
+def spec_text(path: str | os.PathLike) -> str:
+    """:func:`read_spec`, with what goes wrong as the user's error: E001 for no such file,
+    E002 for one that cannot be read as a spec (a folder, a FIFO, not UTF-8)."""
+    try:
+        return read_spec(path)
+    except FileNotFoundError:
+        raise NetError(f"no such file: {path}", code="E001") from None
+    except (OSError, ValueError) as e:  # ValueError: undecodable text, a NUL in the name
+        raise NetError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}",
+                       code="E002") from None
+
+
 def module_name(text: str) -> str:
     """``text`` as an ASCII identifier part: other characters become ``_``, 40 at most."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", text)[:MAX_NAME] or "spec"
+    return ascii_identifier(text)[:MAX_NAME]
 
 
 class _MemoryLoader(importlib.abc.SourceLoader):

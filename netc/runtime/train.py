@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from netc.compiler.errors import NetError
 from netc.runtime import runs
 from netc.runtime.data import Dataset, data_error, read_data, spec_layout
 from netc.runtime.errors import NetTrainError, train_error
@@ -96,16 +95,10 @@ def _spec_text(net: ModuleType) -> str | None:
 def load_net(spec: str | os.PathLike) -> tuple[ModuleType, str, str]:
     """Compile the spec at ``spec``: ``(module, spec text, module source)``."""
     from netc.compiler import compile_spec
-    from netc.runtime.loader import load_source, read_spec
+    from netc.runtime.loader import load_source, spec_text
 
     path = Path(spec)
-    try:
-        text = read_spec(path)  # a FIFO or device is refused, not waited on
-    except FileNotFoundError:
-        raise NetError(f"no such file: {spec}", code="E001") from None
-    except (OSError, ValueError) as e:  # ValueError: undecodable text, a NUL in the name
-        raise NetError(f"cannot read {spec}: {getattr(e, 'strerror', None) or e}",
-                       code="E002") from None
+    text = spec_text(spec)  # a FIFO or device is refused, not waited on
     source = compile_spec(text, str(spec), style="fast")  # training wants speed
     return load_source(source, path.stem), text, source
 

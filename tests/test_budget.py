@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 import sympy as sp
 from conftest import SPECS
+from fast_oracle import in_place_operands
 
 import netc
 from netc.compiler import budget
 from netc.compiler.codegen import generate, generate_stages
 from netc.compiler.errors import NetError, NetErrors
-from netc.compiler.fast import Emitter, Liveness, in_place_operands
+from netc.compiler.fast import Emitter, Liveness
 from netc.compiler.lower import lower
 from netc.compiler.parser import parse
 

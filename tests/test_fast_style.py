@@ -9,9 +9,10 @@ import subprocess
 import numpy as np
 import pytest
 from conftest import SPECS
+from fast_oracle import in_place_operands
 
 import netc
-from netc.compiler.fast import Step, Temp, in_place_operands, share_buffers
+from netc.compiler.fast import Step, Temp, share_buffers
 from netc.runtime.gradcheck import off_kinks, resolve_dims, sample_inputs
 from netc.runtime.loader import load_source
 

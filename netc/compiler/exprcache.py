@@ -51,7 +51,7 @@ def dump(expr) -> list:
     if isinstance(expr, sp.functions.elementary.piecewise.ExprCondPair):
         return ["pair", *args]
     if isinstance(expr, NetFunction):
-        return ["fn", expr.func.__name__, *args]
+        return ["fn", expr.netc_fn.name, *args]
     if isinstance(expr, DerivativeFunction):
         return ["derivative", expr.netc_fn.name, expr.index, *args]
     if isinstance(expr, LogAddExp):

@@ -590,7 +590,6 @@ def _from_cache(fn: ElementwiseFn, fns: dict[str, ElementwiseFn], cache_key: str
     if not record or record.get("name") != fn.name:
         return None
     scope = {**fns, fn.name: fn}
-    by_class = {f.cls.__name__: f for f in scope.values()}  # how the record names them
 
     def helpers(name: str, index: int) -> type | None:
         """The helper class of another function's derivative that the record calls."""
@@ -602,10 +601,10 @@ def _from_cache(fn: ElementwiseFn, fns: dict[str, ElementwiseFn], cache_key: str
     try:
         for var, rec in zip(fn.symbols, record["derivatives"], strict=True):
             if "helper" in rec:
-                expr = exprcache.load(rec["helper"], by_class, helpers)
+                expr = exprcache.load(rec["helper"], scope, helpers)
                 derivs.append(_derivative_function(fn, var, expr)(*fn.symbols))
             else:
-                derivs.append(exprcache.load(rec["expr"], by_class, helpers))
+                derivs.append(exprcache.load(rec["expr"], scope, helpers))
             forms.append(bool(rec["output_form"]))
     except (ValueError, TypeError, KeyError, IndexError):
         return None

@@ -21,15 +21,6 @@ def _read(path: str) -> str:
     return spec_text(path)
 
 
-def _source_or_none(path: str) -> str | None:
-    from netc.runtime.loader import read_spec
-
-    try:
-        return read_spec(path)
-    except (OSError, ValueError):
-        return None
-
-
 def _output(path: str | os.PathLike) -> Path:
     """Where ``-o path`` writes: the file itself, or the file a symlink points to.
 
@@ -526,11 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except NetError as e:
-        spec = getattr(args, "spec", None)
-        if e.filename is None and e.loc is not None and spec:
-            e.attach(_source_or_none(spec), spec)
-        elif e.filename is None and getattr(e, "path", None) is None:
-            e.attach(None, spec or "netc")
+        # compile errors come with their spec attached; the runtime's name their file
+        if e.filename is None and getattr(e, "path", None) is None:
+            e.attach(None, getattr(args, "spec", None) or "netc")
         print(e, file=sys.stderr)
         return 2
     except OSError as e:  # a run directory or output file the runtime could not write

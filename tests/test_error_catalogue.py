@@ -20,9 +20,11 @@ ENTRIES = {m.group(1): (m.group(2), m.group(3)) for m in ENTRY.finditer(DOC)}
 
 
 def codes_in_source() -> set[str]:
-    """Every ``code="E..."`` in netc's compiler and CLI, and each error class's default."""
+    """Every ``code="E..."`` in netc's compiler, CLI and spec reader, and each error class's
+    default."""
     found = set()
-    for path in [*(ROOT / "netc" / "compiler").glob("*.py"), ROOT / "netc" / "cli.py"]:
+    for path in [*(ROOT / "netc" / "compiler").glob("*.py"), ROOT / "netc" / "cli.py",
+                 ROOT / "netc" / "runtime" / "loader.py"]:  # reads specs: E001, E002
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.keyword) and node.arg == "code" and \

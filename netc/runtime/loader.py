@@ -150,7 +150,7 @@ def load(path: str | os.PathLike, wrt: tuple[str, ...] = (), style: str = "reada
          dtype: str = "float64") -> ModuleType:
     """Compile the spec at ``path`` (if it changed) and return the generated module."""
     path = Path(path)
-    text = read_spec(path)
+    text = spec_text(path)
     source = compile_spec(text, str(path), wrt=tuple(wrt), style=style, dtype=dtype)
     return load_source(source, path.stem)
 
